@@ -1,0 +1,435 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spfmilter/spfmilter/spf"
+)
+
+// Config is the daemon's whole configuration, after defaults, the config file
+// and the command-line flags have been applied, in that order.
+type Config struct {
+	Listen            listenAddr
+	ListenMode        fs.FileMode
+	HTTPListen        string // "" disables the HTTP listener
+	Resolvers         []string
+	DNSTimeout        time.Duration
+	CacheSize         int
+	CheckTimeout      time.Duration
+	AuthservID        string // "" means the MTA's j macro, then the host name
+	Receiver          string // "" means the host name
+	HideReceiver      bool
+	TrustedNetworks   []netip.Prefix
+	SkipAuthenticated bool
+	Reject            []spf.Result
+	RejectHELO        []spf.Result
+	DeferTemperror    bool
+	DryRun            bool
+	RejectText        string
+	IdleTimeout       time.Duration
+	MaxConnections    int
+	ShutdownTimeout   time.Duration
+	LogFormat         string
+	LogLevel          slog.Level
+}
+
+// listenAddr is a Postfix-style milter address: inet:HOST:PORT or unix:PATH.
+type listenAddr struct {
+	Network string // "tcp" or "unix"
+	Address string
+}
+
+func (l listenAddr) String() string {
+	if l.Network == "unix" {
+		return "unix:" + l.Address
+	}
+	return "inet:" + l.Address
+}
+
+// setting is one configuration setting. The YAML key is key; the flag is the
+// same name with '-' for '_'. Every default lives in this table, in flag
+// syntax, and the README's reference is generated from it.
+type setting struct {
+	key string
+	def string
+	// defDoc is how the default reads in the docs when def alone would
+	// mislead (an empty def that means "look it up").
+	defDoc string
+	arg    string // placeholder in usage; "" for booleans
+	usage  string
+	// list settings take a YAML sequence or a comma-separated string; their
+	// flag may be repeated.
+	list   bool
+	reload bool // takes effect on SIGHUP
+	set    func(c *Config, vals []string) error
+}
+
+func (s *setting) flag() string { return strings.ReplaceAll(s.key, "_", "-") }
+
+func (s *setting) boolean() bool { return s.arg == "" }
+
+// rejectable are the results --reject and --reject-helo accept. temperror
+// has its own switch (defer_temperror) and pass is never rejected.
+var rejectable = []spf.Result{spf.Fail, spf.Softfail, spf.Neutral, spf.None, spf.Permerror}
+
+var settings = []*setting{
+	{
+		key: "listen", def: "inet:127.0.0.1:8895", arg: "ADDR",
+		usage: "Milter socket: `inet:HOST:PORT` or `unix:PATH` (a stale socket file is removed at start).",
+		set: one(func(c *Config, v string) (err error) {
+			c.Listen, err = parseListen(v)
+			return err
+		}),
+	},
+	{
+		key: "listen_mode", def: "0660", arg: "MODE",
+		usage: "Permissions (octal) of the unix socket.",
+		set: one(func(c *Config, v string) error {
+			m, err := strconv.ParseUint(v, 8, 32)
+			if err != nil || m > 0o777 {
+				return fmt.Errorf("bad mode %q (want octal permissions such as 0660)", v)
+			}
+			c.ListenMode = fs.FileMode(m)
+			return nil
+		}),
+	},
+	{
+		key: "http_listen", def: "127.0.0.1:9466", arg: "HOST:PORT",
+		usage: "Address of the HTTP server for `/metrics`, `/-/healthy` and `/-/ready`; empty disables it.",
+		set: one(func(c *Config, v string) error {
+			if v != "" {
+				if err := checkHostPort(v); err != nil {
+					return err
+				}
+			}
+			c.HTTPListen = v
+			return nil
+		}),
+	},
+	{
+		key: "resolver", def: "", defDoc: "the nameservers of /etc/resolv.conf", arg: "HOST:PORT",
+		usage: "DNS server to ask (an IP address, port 53 when left out). Repeat the flag or give a list for several.",
+		list:  true, reload: true,
+		set: func(c *Config, vals []string) error {
+			c.Resolvers = nil
+			for _, v := range vals {
+				a, err := parseResolver(v)
+				if err != nil {
+					return err
+				}
+				c.Resolvers = append(c.Resolvers, a)
+			}
+			return nil
+		},
+	},
+	{
+		key: "dns_timeout", def: "5s", arg: "DURATION",
+		usage: "Timeout of one DNS query.", reload: true,
+		set: duration(func(c *Config) *time.Duration { return &c.DNSTimeout }, false),
+	},
+	{
+		key: "cache_size", def: "10000", arg: "N",
+		usage: "Number of DNS answers kept in the cache; 0 disables it.", reload: true,
+		set: count(func(c *Config) *int { return &c.CacheSize }),
+	},
+	{
+		key: "check_timeout", def: "20s", arg: "DURATION",
+		usage: "Deadline of one SPF check (RFC 7208 §4.6.4 asks for at least 20 seconds); running out gives temperror.", reload: true,
+		set: duration(func(c *Config) *time.Duration { return &c.CheckTimeout }, false),
+	},
+	{
+		key: "authserv_id", def: "", defDoc: "the MTA's `j` macro, else the host name", arg: "NAME",
+		usage: "authserv-id of Authentication-Results (RFC 8601 §2.5); such fields arriving from outside are removed.", reload: true,
+		set: one(func(c *Config, v string) error {
+			if err := checkToken(v); err != nil {
+				return err
+			}
+			c.AuthservID = v
+			return nil
+		}),
+	},
+	{
+		key: "receiver", def: "", defDoc: "the host name", arg: "NAME",
+		usage: "This host's name, for `%{r}` in SPF macros and Received-SPF's `receiver`.", reload: true,
+		set: one(func(c *Config, v string) error {
+			if err := checkToken(v); err != nil {
+				return err
+			}
+			c.Receiver = v
+			return nil
+		}),
+	},
+	{
+		key: "hide_receiver", def: "false",
+		usage: "Leave `receiver=` out of Received-SPF.", reload: true,
+		set: boolean(func(c *Config) *bool { return &c.HideReceiver }),
+	},
+	{
+		key: "trusted_networks", def: "127.0.0.0/8,::1/128", arg: "CIDR,…",
+		usage: "Clients in these networks are not checked; an empty value trusts nothing.",
+		list:  true, reload: true,
+		set: func(c *Config, vals []string) error {
+			c.TrustedNetworks = []netip.Prefix{}
+			for _, v := range vals {
+				p, err := parsePrefix(v)
+				if err != nil {
+					return err
+				}
+				c.TrustedNetworks = append(c.TrustedNetworks, p)
+			}
+			return nil
+		},
+	},
+	{
+		key: "skip_authenticated", def: "true",
+		usage: "Do not check clients that authenticated with SMTP AUTH.", reload: true,
+		set: boolean(func(c *Config) *bool { return &c.SkipAuthenticated }),
+	},
+	{
+		key: "reject", def: "", defDoc: "none", arg: "RESULT,…",
+		usage: "MAIL FROM results to reject, from `fail`, `softfail`, `neutral`, `none`, `permerror`.",
+		list:  true, reload: true,
+		set: results(func(c *Config) *[]spf.Result { return &c.Reject }),
+	},
+	{
+		key: "reject_helo", def: "", defDoc: "none", arg: "RESULT,…",
+		usage: "HELO results to reject, from the same set.",
+		list:  true, reload: true,
+		set: results(func(c *Config) *[]spf.Result { return &c.RejectHELO }),
+	},
+	{
+		key: "defer_temperror", def: "false",
+		usage: "Answer a MAIL FROM temperror with a temporary failure (4xx); the same for HELO when `reject_helo` is set.", reload: true,
+		set: boolean(func(c *Config) *bool { return &c.DeferTemperror }),
+	},
+	{
+		key: "dry_run", def: "false",
+		usage: "Add the headers and log the verdicts, but never reject nor defer.", reload: true,
+		set: boolean(func(c *Config) *bool { return &c.DryRun }),
+	},
+	{
+		key: "reject_text", def: "", defDoc: "the milter's built-in text", arg: "TEXT",
+		usage: "Reply text of rejections; the milter package documents its placeholders.", reload: true,
+		set: one(func(c *Config, v string) error {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return fmt.Errorf("bad text %q (line breaks are not allowed)", v)
+			}
+			c.RejectText = v
+			return nil
+		}),
+	},
+	{
+		key: "idle_timeout", def: "10m", arg: "DURATION",
+		usage: "Close a milter connection idle this long; 0 never does. Keep it above the MTA's own SMTP timeout.",
+		set: duration(func(c *Config) *time.Duration { return &c.IdleTimeout }, true),
+	},
+	{
+		key: "max_connections", def: "1000", arg: "N",
+		usage: "Cap on concurrent milter connections; 0 is unlimited.",
+		set: count(func(c *Config) *int { return &c.MaxConnections }),
+	},
+	{
+		key: "shutdown_timeout", def: "30s", arg: "DURATION",
+		usage: "On SIGTERM, how long in-flight sessions may take to finish.", reload: true,
+		set: duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, false),
+	},
+	{
+		key: "log_format", def: "text", arg: "FORMAT",
+		usage: "`text` or `json`.",
+		set: one(func(c *Config, v string) error {
+			if v != "text" && v != "json" {
+				return fmt.Errorf("unknown format %q (want text or json)", v)
+			}
+			c.LogFormat = v
+			return nil
+		}),
+	},
+	{
+		key: "log_level", def: "info", arg: "LEVEL",
+		usage: "`debug`, `info`, `warn` or `error`.", reload: true,
+		set: one(func(c *Config, v string) error {
+			switch v {
+			case "debug", "info", "warn", "error":
+				return c.LogLevel.UnmarshalText([]byte(v))
+			}
+			return fmt.Errorf("unknown level %q (want debug, info, warn or error)", v)
+		}),
+	},
+}
+
+func settingByKey(key string) *setting {
+	for _, s := range settings {
+		if s.key == key {
+			return s
+		}
+	}
+	return nil
+}
+
+// defaults returns the configuration every setting's default gives.
+func defaults() *Config {
+	c := &Config{}
+	for _, s := range settings {
+		if err := s.set(c, splitDefault(s)); err != nil {
+			panic(fmt.Sprintf("default of %s: %v", s.key, err)) // a broken table, caught by the tests
+		}
+	}
+	return c
+}
+
+func splitDefault(s *setting) []string {
+	if s.list {
+		return splitList(s.def)
+	}
+	return []string{s.def}
+}
+
+// splitList splits a comma-separated list, dropping empty items, so that ""
+// is the empty list.
+func splitList(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+func one(f func(c *Config, v string) error) func(*Config, []string) error {
+	return func(c *Config, vals []string) error {
+		if len(vals) != 1 {
+			return errors.New("want a single value")
+		}
+		return f(c, vals[0])
+	}
+}
+
+func boolean(field func(*Config) *bool) func(*Config, []string) error {
+	return one(func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("bad boolean %q (want true or false)", v)
+		}
+		*field(c) = b
+		return nil
+	})
+}
+
+func duration(field func(*Config) *time.Duration, zeroOK bool) func(*Config, []string) error {
+	return one(func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			return fmt.Errorf("bad duration %q (want e.g. 500ms, 20s, 5m)", v)
+		case d < 0 || d == 0 && !zeroOK:
+			return fmt.Errorf("bad duration %q (must be positive)", v)
+		}
+		*field(c) = d
+		return nil
+	})
+}
+
+func count(field func(*Config) *int) func(*Config, []string) error {
+	return one(func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("bad number %q (want an integer ≥ 0)", v)
+		}
+		*field(c) = n
+		return nil
+	})
+}
+
+func results(field func(*Config) *[]spf.Result) func(*Config, []string) error {
+	return func(c *Config, vals []string) error {
+		rs := []spf.Result{}
+		for _, v := range vals {
+			r := spf.Result(strings.ToLower(v))
+			if !slices.Contains(rejectable, r) {
+				return fmt.Errorf("unknown result %q (want a subset of fail, softfail, neutral, none, permerror)", v)
+			}
+			if !slices.Contains(rs, r) {
+				rs = append(rs, r)
+			}
+		}
+		*field(c) = rs
+		return nil
+	}
+}
+
+func parseListen(v string) (listenAddr, error) {
+	scheme, rest, ok := strings.Cut(v, ":")
+	switch {
+	case ok && scheme == "unix":
+		if rest == "" {
+			return listenAddr{}, fmt.Errorf("empty socket path in %q (want unix:PATH)", v)
+		}
+		return listenAddr{Network: "unix", Address: rest}, nil
+	case ok && scheme == "inet":
+		if err := checkHostPort(rest); err != nil {
+			return listenAddr{}, fmt.Errorf("bad address %q: %v (want inet:HOST:PORT)", v, err)
+		}
+		return listenAddr{Network: "tcp", Address: rest}, nil
+	}
+	return listenAddr{}, fmt.Errorf("unsupported scheme %q (want inet:HOST:PORT or unix:PATH)", v)
+}
+
+// checkHostPort accepts HOST:PORT with a numeric port; HOST may be empty (all
+// addresses) and IPv6 addresses are bracketed.
+func checkHostPort(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("bad address %q (want HOST:PORT)", v)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || n > 65535 {
+		return fmt.Errorf("bad port in %q", v)
+	}
+	return nil
+}
+
+// parseResolver takes IP or IP:PORT ([IPv6]:PORT) and returns IP:PORT. A
+// name is refused: the resolver would need a resolver.
+func parseResolver(v string) (string, error) {
+	if a, err := netip.ParseAddr(v); err == nil {
+		return netip.AddrPortFrom(a, 53).String(), nil
+	}
+	ap, err := netip.ParseAddrPort(v)
+	if err != nil || ap.Port() == 0 {
+		return "", fmt.Errorf("bad resolver %q (want IP:PORT, e.g. 127.0.0.1:53 or [::1]:53)", v)
+	}
+	return ap.String(), nil
+}
+
+// parsePrefix takes a CIDR prefix or a single address.
+func parsePrefix(v string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(v); err == nil {
+		return p.Masked(), nil
+	}
+	if a, err := netip.ParseAddr(v); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("bad network %q (want CIDR such as 192.0.2.0/24)", v)
+}
+
+// checkToken refuses what cannot go into a header as a name: spaces,
+// controls and the separators of Authentication-Results.
+func checkToken(v string) error {
+	if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune(`;()"\`, r) }) {
+		return fmt.Errorf("bad name %q (no spaces, controls or ;()\"\\)", v)
+	}
+	return nil
+}
+
+// hostname is os.Hostname, replaceable in tests.
+var hostname = os.Hostname
