@@ -196,13 +196,13 @@ var settings = []*setting{
 		set: boolean(func(c *Config) *bool { return &c.SkipAuthenticated }),
 	},
 	{
-		key: "reject", def: "", defDoc: "none", arg: "RESULT,…",
+		key: "reject", def: "", defDoc: "empty (reject nothing)", arg: "RESULT,…",
 		usage: "MAIL FROM results to reject, from `fail`, `softfail`, `neutral`, `none`, `permerror`.",
 		list:  true, reload: true,
 		set: results(func(c *Config) *[]spf.Result { return &c.Reject }),
 	},
 	{
-		key: "reject_helo", def: "", defDoc: "none", arg: "RESULT,…",
+		key: "reject_helo", def: "", defDoc: "empty (reject nothing)", arg: "RESULT,…",
 		usage: "HELO results to reject, from the same set.",
 		list:  true, reload: true,
 		set: results(func(c *Config) *[]spf.Result { return &c.RejectHELO }),
@@ -231,12 +231,12 @@ var settings = []*setting{
 	{
 		key: "idle_timeout", def: "10m", arg: "DURATION",
 		usage: "Close a milter connection idle this long; 0 never does. Keep it above the MTA's own SMTP timeout.",
-		set: duration(func(c *Config) *time.Duration { return &c.IdleTimeout }, true),
+		set:   duration(func(c *Config) *time.Duration { return &c.IdleTimeout }, true),
 	},
 	{
 		key: "max_connections", def: "1000", arg: "N",
 		usage: "Cap on concurrent milter connections; 0 is unlimited.",
-		set: count(func(c *Config) *int { return &c.MaxConnections }),
+		set:   count(func(c *Config) *int { return &c.MaxConnections }),
 	},
 	{
 		key: "shutdown_timeout", def: "30s", arg: "DURATION",

@@ -1,0 +1,499 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spfmilter/spfmilter/milter"
+	"github.com/spfmilter/spfmilter/spf"
+)
+
+// loadArgs parses serve flags and loads the configuration.
+func loadArgs(t *testing.T, args ...string) (*Config, error) {
+	t.Helper()
+	fset := flag.NewFlagSet("test", flag.ContinueOnError)
+	cl := addConfigFlags(fset)
+	if err := parseFlags(fset, args); err != nil {
+		return nil, err
+	}
+	return cl.load()
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "spfmilter.yml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDefaults checks every default against the documented interface.
+func TestDefaults(t *testing.T) {
+	c, err := loadArgs(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Listen:            listenAddr{Network: "tcp", Address: "127.0.0.1:8895"},
+		ListenMode:        0o660,
+		HTTPListen:        "127.0.0.1:9466",
+		Resolvers:         nil, // /etc/resolv.conf
+		DNSTimeout:        5 * time.Second,
+		CacheSize:         10000,
+		CheckTimeout:      20 * time.Second, // RFC 7208 §4.6.4
+		AuthservID:        "",
+		Receiver:          "",
+		HideReceiver:      false,
+		TrustedNetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		SkipAuthenticated: true,
+		Reject:            []spf.Result{},
+		RejectHELO:        []spf.Result{},
+		DeferTemperror:    false,
+		DryRun:            false,
+		RejectText:        "",
+		IdleTimeout:       10 * time.Minute,
+		MaxConnections:    1000,
+		ShutdownTimeout:   30 * time.Second,
+		LogFormat:         "text",
+		LogLevel:          slog.LevelInfo,
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
+	}
+}
+
+// TestEveryFieldHasASetting makes sure no Config field lacks a table entry
+// (and so a key, a flag, a default and a README line).
+func TestEveryFieldHasASetting(t *testing.T) {
+	if n := reflect.TypeFor[Config]().NumField(); n != len(settings) {
+		t.Errorf("Config has %d fields, the settings table %d entries", n, len(settings))
+	}
+	seen := map[string]bool{}
+	for _, s := range settings {
+		if seen[s.key] {
+			t.Errorf("key %q twice", s.key)
+		}
+		seen[s.key] = true
+		if s.key != strings.ToLower(s.key) || strings.Contains(s.key, "-") {
+			t.Errorf("key %q is not snake_case", s.key)
+		}
+	}
+}
+
+func TestFixedFlagsExist(t *testing.T) {
+	fset := flag.NewFlagSet("test", flag.ContinueOnError)
+	addConfigFlags(fset)
+	for _, name := range []string{
+		"config", "config.check", "listen", "listen-mode", "resolver", "authserv-id", "trusted-networks",
+		"reject", "reject-helo", "defer-temperror", "dry-run", "http-listen",
+	} {
+		if fset.Lookup(name) == nil {
+			t.Errorf("no flag --%s", name)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	c, err := loadArgs(t,
+		"--listen", "unix:/run/spfmilter/spfmilter.sock", "--listen-mode", "0600",
+		"--resolver", "127.0.0.1:5353", "--resolver", "::1",
+		"--authserv-id", "mx.example.org", "--trusted-networks", "",
+		"--reject", "fail,SoftFail,permerror", "--reject-helo", "fail",
+		"--defer-temperror", "--dry-run", "--http-listen", "",
+		"--log-format=json", "--log-level", "debug", "--dns-timeout", "2s",
+		"--skip-authenticated=false", "--max-connections", "0", "--idle-timeout", "0",
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != (listenAddr{"unix", "/run/spfmilter/spfmilter.sock"}) || c.ListenMode != 0o600 {
+		t.Errorf("listen = %v %v", c.Listen, c.ListenMode)
+	}
+	if !slices.Equal(c.Resolvers, []string{"127.0.0.1:5353", "[::1]:53"}) {
+		t.Errorf("resolvers = %q", c.Resolvers)
+	}
+	if c.AuthservID != "mx.example.org" {
+		t.Errorf("authserv-id = %q", c.AuthservID)
+	}
+	if c.TrustedNetworks == nil || len(c.TrustedNetworks) != 0 {
+		t.Errorf(`--trusted-networks "" = %v, want empty (trust nothing)`, c.TrustedNetworks)
+	}
+	if !slices.Equal(c.Reject, []spf.Result{spf.Fail, spf.Softfail, spf.Permerror}) || !slices.Equal(c.RejectHELO, []spf.Result{spf.Fail}) {
+		t.Errorf("reject = %v, reject-helo = %v", c.Reject, c.RejectHELO)
+	}
+	if !c.DeferTemperror || !c.DryRun || c.SkipAuthenticated {
+		t.Errorf("booleans: defer %v dry %v skip-auth %v", c.DeferTemperror, c.DryRun, c.SkipAuthenticated)
+	}
+	if c.HTTPListen != "" || c.LogFormat != "json" || c.LogLevel != slog.LevelDebug || c.DNSTimeout != 2*time.Second {
+		t.Errorf("http %q format %q level %v dns %v", c.HTTPListen, c.LogFormat, c.LogLevel, c.DNSTimeout)
+	}
+	if c.MaxConnections != 0 || c.IdleTimeout != 0 {
+		t.Errorf("max-connections %d idle %v", c.MaxConnections, c.IdleTimeout)
+	}
+}
+
+func TestYAML(t *testing.T) {
+	p := writeFile(t, `
+listen: inet:[::1]:10025
+resolver:
+  - 127.0.0.1:5353
+  - 127.0.0.2
+trusted_networks: 10.0.0.0/8, 192.0.2.7
+reject: [fail, permerror]
+defer_temperror: true
+authserv_id:
+check_timeout: 30s
+cache_size: 0
+log_level: warn
+`)
+	c, err := loadArgs(t, "--config", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != (listenAddr{"tcp", "[::1]:10025"}) {
+		t.Errorf("listen = %v", c.Listen)
+	}
+	if !slices.Equal(c.Resolvers, []string{"127.0.0.1:5353", "127.0.0.2:53"}) {
+		t.Errorf("resolvers = %q", c.Resolvers)
+	}
+	if want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}; !slices.Equal(c.TrustedNetworks, want) {
+		t.Errorf("trusted = %v", c.TrustedNetworks)
+	}
+	if !slices.Equal(c.Reject, []spf.Result{spf.Fail, spf.Permerror}) || !c.DeferTemperror {
+		t.Errorf("reject %v defer %v", c.Reject, c.DeferTemperror)
+	}
+	if c.CheckTimeout != 30*time.Second || c.CacheSize != 0 || c.LogLevel != slog.LevelWarn {
+		t.Errorf("check %v cache %d level %v", c.CheckTimeout, c.CacheSize, c.LogLevel)
+	}
+}
+
+func TestFlagsOverrideFile(t *testing.T) {
+	p := writeFile(t, "reject: fail\nresolver: [127.0.0.1:5353, 127.0.0.2:5353]\ndry_run: true\nlisten: unix:/tmp/x.sock\n")
+	c, err := loadArgs(t, "--config", p, "--reject", "softfail", "--resolver", "127.0.0.9:53", "--dry-run=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Reject, []spf.Result{spf.Softfail}) {
+		t.Errorf("reject = %v, want the flag's", c.Reject)
+	}
+	// A list flag replaces the file's list rather than adding to it.
+	if !slices.Equal(c.Resolvers, []string{"127.0.0.9:53"}) {
+		t.Errorf("resolvers = %q, want the flag's only", c.Resolvers)
+	}
+	if c.DryRun {
+		t.Error("dry_run from the file survived --dry-run=false")
+	}
+	if c.Listen.Address != "/tmp/x.sock" {
+		t.Errorf("listen = %v, want the file's (no flag given)", c.Listen)
+	}
+	// Flag order does not matter: --config after the flags still loses.
+	c, err = loadArgs(t, "--reject", "softfail", "--config", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Reject, []spf.Result{spf.Softfail}) {
+		t.Errorf("reject = %v with --config last, want the flag's", c.Reject)
+	}
+}
+
+func TestEmptyFile(t *testing.T) {
+	for _, content := range []string{"", "# nothing\n", "---\n"} {
+		c, err := loadArgs(t, "--config", writeFile(t, content))
+		if err != nil {
+			t.Errorf("%q: %v", content, err)
+			continue
+		}
+		if !reflect.DeepEqual(c, defaults()) {
+			t.Errorf("%q: not the defaults", content)
+		}
+	}
+}
+
+// TestBadValues gives each key a bad value, in the file and as a flag, and
+// expects one line naming the key (or flag) and the value.
+func TestBadValues(t *testing.T) {
+	bad := map[string]string{
+		"listen":             "tcp:127.0.0.1:8895",
+		"listen_mode":        "0999",
+		"http_listen":        "localhost",
+		"resolver":           "dns.example.net:53",
+		"dns_timeout":        "5 seconds",
+		"cache_size":         "-1",
+		"check_timeout":      "0s",
+		"authserv_id":        "mx;example",
+		"receiver":           "mx example",
+		"hide_receiver":      "maybe",
+		"trusted_networks":   "10.0.0.0/33",
+		"skip_authenticated": "sometimes",
+		"reject":             "pass",
+		"reject_helo":        "temperror",
+		"defer_temperror":    "yes please",
+		"dry_run":            "2",
+		"reject_text":        "line\nbreak",
+		"idle_timeout":       "-1s",
+		"max_connections":    "many",
+		"shutdown_timeout":   "forever",
+		"log_format":         "xml",
+		"log_level":          "loud",
+	}
+	for _, s := range settings {
+		v, ok := bad[s.key]
+		if !ok {
+			t.Errorf("no bad value tested for %s", s.key)
+			continue
+		}
+		t.Run(s.key, func(t *testing.T) {
+			quoted := strings.ReplaceAll(v, "\n", `\n`)
+			_, err := loadArgs(t, "--"+s.flag()+"="+v)
+			if err == nil {
+				t.Fatalf("flag --%s %q accepted", s.flag(), v)
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, "flag --"+s.flag()+": ") || !strings.Contains(msg, quoted) || strings.Contains(msg, "\n") {
+				t.Errorf("flag error %q: want one line naming --%s and %q", msg, s.flag(), v)
+			}
+			yml := s.key + ": " + yamlQuote(v) + "\n"
+			_, err = loadArgs(t, "--config", writeFile(t, yml))
+			if err == nil {
+				t.Fatalf("file %q accepted", yml)
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, `config key "`+s.key+`" (`) || !strings.Contains(msg, quoted) || strings.Contains(msg, "\n") {
+				t.Errorf("file error %q: want one line naming key %q and %q", msg, s.key, v)
+			}
+		})
+	}
+}
+
+func yamlQuote(v string) string {
+	return `"` + strings.ReplaceAll(v, "\n", `\n`) + `"`
+}
+
+func TestUnknownKey(t *testing.T) {
+	_, err := loadArgs(t, "--config", writeFile(t, "listen: inet:127.0.0.1:1\nrejct: fail\n"))
+	if err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	if msg := err.Error(); !strings.Contains(msg, `config key "rejct"`) || !strings.Contains(msg, "unknown key") || !strings.Contains(msg, ":2)") {
+		t.Errorf("error %q: want the key, its line and 'unknown key'", msg)
+	}
+}
+
+func TestBadFiles(t *testing.T) {
+	for name, tc := range map[string]struct{ content, want string }{
+		"syntax":            {"listen: [unclosed\n", "config file"},
+		"list":              {"- listen\n", "want a mapping"},
+		"duplicate":         {"reject: fail\nreject: softfail\n", `config key "reject"`},
+		"mapping":           {"listen:\n  inet: 1\n", `config key "listen"`},
+		"list for a scalar": {"dns_timeout: [1s, 2s]\n", `config key "dns_timeout"`},
+		"two documents":     {"dry_run: true\n---\ndry_run: false\n", "single YAML document"},
+	} {
+		_, err := loadArgs(t, "--config", writeFile(t, tc.content))
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+			t.Errorf("%s: error %q, want one line with %q", name, msg, tc.want)
+		}
+	}
+	_, err := loadArgs(t, "--config", filepath.Join(t.TempDir(), "missing.yml"))
+	if err == nil || !strings.Contains(err.Error(), "missing.yml") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestListen(t *testing.T) {
+	for in, want := range map[string]listenAddr{
+		"inet:127.0.0.1:8895": {"tcp", "127.0.0.1:8895"},
+		"inet:[::1]:8895":     {"tcp", "[::1]:8895"},
+		"inet::8895":          {"tcp", ":8895"},
+		"unix:/run/x.sock":    {"unix", "/run/x.sock"},
+	} {
+		got, err := parseListen(in)
+		if err != nil || got != want {
+			t.Errorf("parseListen(%q) = %v, %v; want %v", in, got, err, want)
+		}
+		if got.String() != in {
+			t.Errorf("String() = %q, want %q", got.String(), in)
+		}
+	}
+	for _, in := range []string{"", "8895", "inet:", "inet:127.0.0.1", "inet:127.0.0.1:99999", "unix:", "local:/x", "inet6:[::1]:1"} {
+		if _, err := parseListen(in); err == nil {
+			t.Errorf("parseListen(%q) accepted", in)
+		}
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	c := defaults()
+	if p := policy(c); len(p.MailFrom) != 0 || len(p.HELO) != 0 {
+		t.Errorf("default policy %v, want accept everything", p)
+	}
+	c.Reject = []spf.Result{spf.Fail, spf.Permerror}
+	c.DeferTemperror = true
+	p := policy(c)
+	want := map[spf.Result]milter.Action{spf.Fail: milter.ActionReject, spf.Permerror: milter.ActionReject, spf.Temperror: milter.ActionTempfail}
+	if !reflect.DeepEqual(p.MailFrom, want) {
+		t.Errorf("MAIL FROM policy %v, want %v", p.MailFrom, want)
+	}
+	if len(p.HELO) != 0 {
+		t.Errorf("HELO policy %v, want empty while reject_helo is empty", p.HELO)
+	}
+	c.RejectHELO = []spf.Result{spf.Fail}
+	p = policy(c)
+	if want := map[spf.Result]milter.Action{spf.Fail: milter.ActionReject, spf.Temperror: milter.ActionTempfail}; !reflect.DeepEqual(p.HELO, want) {
+		t.Errorf("HELO policy %v, want %v", p.HELO, want)
+	}
+}
+
+func TestMilterConfig(t *testing.T) {
+	c := defaults()
+	c.Receiver, c.AuthservID, c.HideReceiver, c.DryRun, c.SkipAuthenticated = "mx.example.org", "auth.example.org", true, true, false
+	c.RejectText = "no"
+	mc := milterConfig(c, nil)
+	if mc.Checker.Receiver != "mx.example.org" || mc.Checker.Timeout != c.CheckTimeout {
+		t.Errorf("checker %+v", mc.Checker)
+	}
+	if mc.AuthservID != "auth.example.org" || !mc.HideReceiver || !mc.DryRun || mc.SkipAuthenticated || mc.RejectText != "no" {
+		t.Errorf("config %+v", mc)
+	}
+	if !slices.Equal(mc.TrustedNetworks, c.TrustedNetworks) {
+		t.Errorf("trusted %v", mc.TrustedNetworks)
+	}
+	hostname = func() (string, error) { return "host.example.net", nil }
+	t.Cleanup(func() { hostname = os.Hostname })
+	c.Receiver = ""
+	if r := milterConfig(c, nil).Checker.Receiver; r != "host.example.net" {
+		t.Errorf("receiver %q, want the host name", r)
+	}
+}
+
+func TestRestartNeeded(t *testing.T) {
+	// Every setting not marked reloadable must be reported when it changes,
+	// and no reloadable one.
+	changed := map[string]string{
+		"listen": "inet:127.0.0.1:1", "listen_mode": "0600", "http_listen": "127.0.0.1:1",
+		"idle_timeout": "1s", "max_connections": "7", "log_format": "json",
+	}
+	for _, s := range settings {
+		if s.reload {
+			if _, ok := changed[s.key]; ok {
+				t.Errorf("%s is reloadable but listed as needing a restart", s.key)
+			}
+			continue
+		}
+		v, ok := changed[s.key]
+		if !ok {
+			t.Errorf("%s needs a restart but the test has no other value for it", s.key)
+			continue
+		}
+		c := defaults()
+		if err := s.set(c, []string{v}); err != nil {
+			t.Fatal(err)
+		}
+		if got := restartNeeded(defaults(), c); !slices.Equal(got, []string{s.key}) {
+			t.Errorf("changing %s: restartNeeded = %v", s.key, got)
+		}
+	}
+	c := defaults()
+	c.Reject = []spf.Result{spf.Fail}
+	if got := restartNeeded(defaults(), c); len(got) != 0 {
+		t.Errorf("reject changed: restartNeeded = %v", got)
+	}
+}
+
+// TestConfigCheck runs --config.check through run and checks the exit
+// status and the single line of output.
+func TestConfigCheck(t *testing.T) {
+	good := writeFile(t, "reject: fail\n")
+	bad := writeFile(t, "reject: pass\n")
+	for _, tc := range []struct {
+		args   []string
+		status int
+		stderr string
+	}{
+		{[]string{"--config.check"}, 0, ""},
+		{[]string{"--config", good, "--config.check"}, 0, ""},
+		{[]string{"serve", "--config", good, "--config.check"}, 0, ""},
+		{[]string{"--config", bad, "--config.check"}, 2, `spfmilter: config key "reject" (` + bad + `:1): unknown result "pass"`},
+		{[]string{"--config", good, "--config.check", "--listen", "tcp:x"}, 2, `spfmilter: flag --listen: unsupported scheme "tcp:x" (want inet:HOST:PORT or unix:PATH)`},
+		{[]string{"--no-such-flag"}, 2, "spfmilter: flag provided but not defined: -no-such-flag"},
+		{[]string{"--config.check", "extra"}, 2, `spfmilter: unexpected argument "extra"`},
+	} {
+		var stdout, stderr bytes.Buffer
+		status := run(tc.args, &stdout, &stderr)
+		if status != tc.status {
+			t.Errorf("%q: status %d, want %d (stderr %q)", tc.args, status, tc.status, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+		if tc.stderr == "" && stderr.Len() != 0 || tc.stderr != "" && (len(lines) != 1 || !strings.HasPrefix(lines[0], tc.stderr)) {
+			t.Errorf("%q: stderr %q, want one line starting %q", tc.args, stderr.String(), tc.stderr)
+		}
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"check", "-h"}, {"version"}} {
+		var stdout, stderr bytes.Buffer
+		if status := run(args, &stdout, &stderr); status != 0 || stdout.Len() == 0 || stderr.Len() != 0 {
+			t.Errorf("%q: status %d, stdout %d bytes, stderr %q", args, status, stdout.Len(), stderr.String())
+		}
+	}
+	var stdout bytes.Buffer
+	run([]string{"serve", "--help"}, &stdout, &bytes.Buffer{})
+	for _, s := range settings {
+		if !strings.Contains(stdout.String(), "-"+s.flag()) {
+			t.Errorf("serve --help lacks --%s", s.flag())
+		}
+	}
+}
+
+func TestRemoveStaleSocket(t *testing.T) {
+	dir := t.TempDir()
+	regular := filepath.Join(dir, "file")
+	if err := os.WriteFile(regular, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeStaleSocket(regular); err == nil {
+		t.Error("a regular file was taken for a socket")
+	}
+	if _, err := os.Stat(regular); err != nil {
+		t.Errorf("regular file removed: %v", err)
+	}
+	if err := removeStaleSocket(filepath.Join(dir, "absent")); err != nil {
+		t.Errorf("absent path: %v", err)
+	}
+}
+
+func TestListenUnixMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.sock")
+	a := listenAddr{Network: "unix", Address: path}
+	for _, mode := range []fs.FileMode{0o660, 0o600} {
+		ln, err := listen(a, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != mode {
+			t.Errorf("socket mode %v, want socket %v", fi.Mode(), mode)
+		}
+		// A live socket is not taken over.
+		if _, err := listen(a, mode); err == nil || !strings.Contains(err.Error(), "in use") {
+			t.Errorf("second listen on a live socket: %v", err)
+		}
+		ln.Close()
+	}
+}

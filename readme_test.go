@@ -1,0 +1,67 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the README's config reference from the settings table")
+
+const (
+	refStart = "<!-- config-reference:start -->\n"
+	refEnd   = "<!-- config-reference:end -->"
+)
+
+// TestREADMEConfigReference keeps the README's reference in step with the
+// settings table. Run with -update to rewrite the section.
+func TestREADMEConfigReference(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	i := strings.Index(readme, refStart)
+	j := strings.Index(readme, refEnd)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the %q … %q markers", strings.TrimSpace(refStart), refEnd)
+	}
+	got := readme[i+len(refStart) : j]
+	want := configReference()
+	if got == want {
+		return
+	}
+	if !*update {
+		t.Fatalf("README.md's config reference is out of date; run: go test -run TestREADMEConfigReference -update\n--- README\n%s\n--- table\n%s", got, want)
+	}
+	// Re-read just before writing: the rest of the README may have changed.
+	data, err = os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme = string(data)
+	i = strings.Index(readme, refStart)
+	j = strings.Index(readme, refEnd)
+	out := readme[:i+len(refStart)] + want + readme[j:]
+	if err := os.WriteFile("README.md", []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("README.md updated")
+}
+
+// TestConfigReferenceCoversEverySetting guards the generator itself: every
+// key, flag and default must appear in the table.
+func TestConfigReferenceCoversEverySetting(t *testing.T) {
+	ref := configReference()
+	for _, s := range settings {
+		for _, want := range []string{"| `" + s.key + "` |", "`--" + s.flag()} {
+			if !strings.Contains(ref, want) {
+				t.Errorf("reference lacks %q", want)
+			}
+		}
+		if s.def != "" && !strings.Contains(ref, "`"+s.def+"`") {
+			t.Errorf("reference lacks the default of %s, %q", s.key, s.def)
+		}
+	}
+}
