@@ -276,13 +276,13 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 			break
 		}
 		target, ok := mapGet(s.world.CNAME, cur)
-		if !ok || q.Qtype == dns.TypeCNAME {
-			if len(m.Answer) == 0 && !s.exists(cur) {
+		if !ok {
+			if !s.exists(cur) {
 				m.Rcode = dns.RcodeNameError
 			}
-			if len(m.Answer) == 0 || m.Rcode == dns.RcodeNameError {
-				m.Ns = []dns.RR{soa(negTTL)}
-			}
+			// Nothing at the end of the chain: NXDOMAIN or no data, with
+			// the SOA either way (RFC 2308 §2.1, §2.2).
+			m.Ns = []dns.RR{soa(negTTL)}
 			break
 		}
 		m.Answer = append(m.Answer, &dns.CNAME{
@@ -363,6 +363,10 @@ func (s *Server) records(qtype uint16, name, owner string, ttl uint32) []dns.RR 
 		hosts, _ := mapGet(w.MX, name)
 		for i, h := range hosts {
 			out = append(out, &dns.MX{Hdr: hdr, Preference: uint16(10 * (i + 1)), Mx: dns.Fqdn(srvNorm(h))})
+		}
+	case dns.TypeCNAME:
+		if t, ok := mapGet(w.CNAME, name); ok {
+			out = append(out, &dns.CNAME{Hdr: hdr, Target: dns.Fqdn(srvNorm(t))})
 		}
 	case dns.TypePTR:
 		if a, ok := reverseAddr(name); ok {
