@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -59,6 +60,7 @@ type Server struct {
 	ttl       uint32
 	negTTL    uint32
 	noChase   bool
+	delay     time.Duration
 	truncate  map[string]bool
 	malformed map[string]bool
 	log       []Query
@@ -160,6 +162,14 @@ func (s *Server) ChaseCNAME(on bool) {
 	s.mu.Unlock()
 }
 
+// SetDelay makes the server wait d before each answer, so that concurrent
+// questions overlap.
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	s.delay = d
+	s.mu.Unlock()
+}
+
 // Truncate makes every UDP answer for name (any type) empty with TC=1, so that
 // clients retry over TCP. Answers over TCP are complete.
 func (s *Server) Truncate(name string) {
@@ -227,7 +237,11 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.log = append(s.log, Query{Type: dns.TypeToString[q.Qtype], Name: name, Net: netw})
 	ttl, negTTL, noChase := s.ttl, s.negTTL, s.noChase
 	truncate, malformed := s.truncate[name], s.malformed[name]
+	delay := s.delay
 	s.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
 
 	m := new(dns.Msg)
 	m.SetReply(req)

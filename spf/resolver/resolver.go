@@ -1,0 +1,462 @@
+// Package resolver is spfmilter's DNS client: an spf.Resolver that asks
+// recursive name servers over UDP with EDNS0 (retrying over TCP when an
+// answer is truncated), rotates over several servers and fails over on
+// timeouts and server failures, follows CNAME chains, and keeps a bounded
+// cache of parsed answers.
+//
+// The cache honours record TTLs (the smallest in the answer, CNAMEs
+// included), caches NXDOMAIN and "no data" for the SOA's negative TTL
+// (RFC 2308 §5), and never caches failures (SERVFAIL, REFUSED, timeouts,
+// malformed answers): the next lookup asks again. Identical concurrent
+// lookups share one upstream query.
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/spfmilter/spfmilter/spf"
+)
+
+// Defaults for the zero Options fields.
+const (
+	DefaultResolvConf = "/etc/resolv.conf"
+	DefaultTimeout    = 2 * time.Second // per query, per server
+	DefaultAttempts   = 2               // rounds over the server list
+	DefaultCacheSize  = 10000           // entries
+	DefaultMaxTTL     = 24 * time.Hour
+)
+
+const (
+	// udpSize is the EDNS0 buffer size advertised: the DNS flag day 2020
+	// value, which avoids IP fragmentation on common paths.
+	udpSize = 1232
+	// MaxCNAMEChain bounds the CNAMEs followed for one lookup, within answers
+	// and across queries.
+	MaxCNAMEChain = 10
+)
+
+// Options configure a Client. The zero value asks the servers of
+// /etc/resolv.conf with the defaults above.
+type Options struct {
+	// Servers are the recursive servers to ask, "host:port" (a bare IP
+	// address means port 53). Empty: the nameserver lines of ResolvConf.
+	Servers []string
+	// ResolvConf is read when Servers is empty; "" means DefaultResolvConf.
+	ResolvConf string
+	// Timeout bounds one query to one server (a TCP retry after truncation
+	// gets as long again); 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Attempts is how many times the server list is gone through before a
+	// lookup fails; 0 means DefaultAttempts.
+	Attempts int
+	// CacheSize is the most answers kept; 0 means DefaultCacheSize and a
+	// negative value disables the cache (concurrent lookups are still
+	// coalesced).
+	CacheSize int
+	// MinTTL and MaxTTL clamp the time an answer stays cached, positive and
+	// negative alike; 0 for MaxTTL means DefaultMaxTTL. An answer whose
+	// clamped TTL is 0 is not cached.
+	MinTTL, MaxTTL time.Duration
+	// Observer, if set, is told about queries and cache events.
+	Observer Observer
+	// Now is the clock for cache expiry; nil means time.Now. For tests.
+	Now func() time.Time
+}
+
+// Client is a caching DNS client. It is safe for concurrent use.
+type Client struct {
+	servers  []string
+	timeout  time.Duration
+	attempts int
+	minTTL   time.Duration
+	maxTTL   time.Duration
+	obs      Observer
+	now      func() time.Time
+
+	next   atomic.Uint32 // round-robin start over servers
+	cache  *cache        // nil when disabled
+	flight singleflight.Group
+}
+
+var _ spf.Resolver = (*Client)(nil)
+
+// New checks opts and returns a Client.
+func New(opts Options) (*Client, error) {
+	c := &Client{
+		timeout:  opts.Timeout,
+		attempts: opts.Attempts,
+		minTTL:   opts.MinTTL,
+		maxTTL:   opts.MaxTTL,
+		obs:      opts.Observer,
+		now:      opts.Now,
+	}
+	switch {
+	case opts.Timeout < 0:
+		return nil, fmt.Errorf("resolver: timeout %v: must not be negative", opts.Timeout)
+	case opts.Timeout == 0:
+		c.timeout = DefaultTimeout
+	}
+	switch {
+	case opts.Attempts < 0:
+		return nil, fmt.Errorf("resolver: attempts %d: must not be negative", opts.Attempts)
+	case opts.Attempts == 0:
+		c.attempts = DefaultAttempts
+	}
+	if opts.MinTTL < 0 {
+		return nil, fmt.Errorf("resolver: minimum TTL %v: must not be negative", opts.MinTTL)
+	}
+	switch {
+	case opts.MaxTTL < 0:
+		return nil, fmt.Errorf("resolver: maximum TTL %v: must not be negative", opts.MaxTTL)
+	case opts.MaxTTL == 0:
+		c.maxTTL = DefaultMaxTTL
+	}
+	if c.minTTL > c.maxTTL {
+		return nil, fmt.Errorf("resolver: minimum TTL %v is above the maximum TTL %v", c.minTTL, c.maxTTL)
+	}
+	switch {
+	case opts.CacheSize == 0:
+		c.cache = newCache(DefaultCacheSize)
+	case opts.CacheSize > 0:
+		c.cache = newCache(opts.CacheSize)
+	}
+	if c.obs == nil {
+		c.obs = nopObserver{}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+
+	servers := opts.Servers
+	if len(servers) == 0 {
+		path := opts.ResolvConf
+		if path == "" {
+			path = DefaultResolvConf
+		}
+		cfg, err := dns.ClientConfigFromFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("resolver: no servers given and %s unreadable: %w", path, err)
+		}
+		for _, s := range cfg.Servers {
+			servers = append(servers, net.JoinHostPort(s, cfg.Port))
+		}
+		if len(servers) == 0 {
+			return nil, fmt.Errorf("resolver: no servers given and no nameserver in %s", path)
+		}
+	}
+	for _, s := range servers {
+		addr, err := serverAddr(s)
+		if err != nil {
+			return nil, err
+		}
+		c.servers = append(c.servers, addr)
+	}
+	return c, nil
+}
+
+// serverAddr checks a "host:port" (or a bare IP address) and returns it as
+// "host:port".
+func serverAddr(s string) (string, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return net.JoinHostPort(a.String(), "53"), nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", fmt.Errorf("resolver: server %q: want host:port or an IP address", s)
+	}
+	if host == "" {
+		return "", fmt.Errorf("resolver: server %q: empty host", s)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return "", fmt.Errorf("resolver: server %q: bad port %q", s, port)
+	}
+	return s, nil
+}
+
+// Servers returns the servers asked, "host:port", in order.
+func (c *Client) Servers() []string { return append([]string(nil), c.servers...) }
+
+// CacheLen is the number of answers cached, expired ones not yet dropped
+// included.
+func (c *Client) CacheLen() int {
+	if c.cache == nil {
+		return 0
+	}
+	return c.cache.len()
+}
+
+// Evictions is the number of answers dropped from the cache to make room.
+func (c *Client) Evictions() uint64 {
+	if c.cache == nil {
+		return 0
+	}
+	return c.cache.evicted()
+}
+
+func (c *Client) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	e, err := c.lookup(ctx, key{name: normName(name), qtype: dns.TypeTXT})
+	if err != nil {
+		return nil, err
+	}
+	return e.txt, e.err
+}
+
+func (c *Client) LookupA(ctx context.Context, name string) ([]netip.Addr, error) {
+	e, err := c.lookup(ctx, key{name: normName(name), qtype: dns.TypeA})
+	if err != nil {
+		return nil, err
+	}
+	return e.addrs, e.err
+}
+
+func (c *Client) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, error) {
+	e, err := c.lookup(ctx, key{name: normName(name), qtype: dns.TypeAAAA})
+	if err != nil {
+		return nil, err
+	}
+	return e.addrs, e.err
+}
+
+// LookupMX returns the exchange names, lower-case without the trailing dot,
+// in the server's order.
+func (c *Client) LookupMX(ctx context.Context, name string) ([]string, error) {
+	e, err := c.lookup(ctx, key{name: normName(name), qtype: dns.TypeMX})
+	if err != nil {
+		return nil, err
+	}
+	return e.names, e.err
+}
+
+// LookupPTR returns the names of addr's in-addr.arpa or ip6.arpa entry,
+// lower-case without the trailing dot. An IPv4-mapped IPv6 address is looked
+// up as IPv4.
+func (c *Client) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, error) {
+	if !addr.IsValid() {
+		return nil, fmt.Errorf("resolver: PTR of an invalid address: %w", ErrBadName)
+	}
+	e, err := c.lookup(ctx, key{addr: addr.Unmap().WithZone(""), qtype: dns.TypePTR})
+	if err != nil {
+		return nil, err
+	}
+	return e.names, e.err
+}
+
+// normName lower-cases name and drops a trailing dot, without allocating
+// when name is already so (the spf.Resolver contract).
+func normName(name string) string {
+	name = strings.TrimSuffix(name, ".")
+	for i := 0; i < len(name); i++ {
+		if 'A' <= name[i] && name[i] <= 'Z' {
+			return strings.ToLower(name)
+		}
+	}
+	return name
+}
+
+// qname is the name asked for k, fully qualified.
+func (k key) qname() string {
+	if k.qtype == dns.TypePTR {
+		r, _ := dns.ReverseAddr(k.addr.String()) // a valid address always reverses
+		return r
+	}
+	return dns.Fqdn(k.name)
+}
+
+func (k key) String() string {
+	return dns.TypeToString[k.qtype] + " " + k.qname()
+}
+
+// lookup answers k from the cache or, sharing the query with concurrent
+// lookups of k, from the servers. A nil error means e holds the answer, whose
+// err may be the NXDOMAIN error.
+func (c *Client) lookup(ctx context.Context, k key) (*entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("resolver: %s %s: %w: %w", dns.TypeToString[k.qtype], k.name, ErrTimeout, err)
+	}
+	if c.cache != nil {
+		if e := c.cache.get(k, c.now()); e != nil {
+			c.obs.ObserveCache(CacheHit)
+			return e, nil
+		}
+		c.obs.ObserveCache(CacheMiss)
+	}
+	if k.qtype != dns.TypePTR {
+		if err := checkName(k.name); err != nil {
+			return nil, fmt.Errorf("resolver: %s %q: %w: %w", dns.TypeToString[k.qtype], k.name, ErrBadName, spf.ErrNotFound)
+		}
+	}
+	ks := k.String()
+	// The shared query runs on its own clock (bounded by the timeouts and
+	// attempts), so that one caller giving up does not fail the others; each
+	// caller still returns when its own context ends.
+	ch := c.flight.DoChan(ks, func() (any, error) { return c.resolve(k) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*entry), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("resolver: %s: %w: %w", ks, ErrTimeout, ctx.Err())
+	}
+}
+
+// checkName rejects what cannot be sent as a DNS name (RFC 1035 §2.3.4).
+func checkName(name string) error {
+	if name == "" || len(name) > 253 {
+		return ErrBadName
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 {
+			return ErrBadName
+		}
+	}
+	if _, ok := dns.IsDomainName(name); !ok {
+		return ErrBadName
+	}
+	return nil
+}
+
+// resolve asks the servers for k, following CNAMEs across queries when an
+// answer stops at one, and caches the result.
+func (c *Client) resolve(k key) (*entry, error) {
+	if c.cache != nil {
+		// A flight for k may have finished between our miss and this one.
+		if e := c.cache.get(k, c.now()); e != nil {
+			return e, nil
+		}
+	}
+	qtype := k.qtype
+	name := k.qname()
+	seen := map[string]bool{strings.ToLower(name): true}
+	ttl := uint32(1<<32 - 1)
+	var a answer
+	for hops := 0; ; {
+		m, err := c.exchange(name, qtype)
+		if err != nil {
+			return nil, err
+		}
+		a, err = parseAnswer(m, name, qtype, seen)
+		if err != nil {
+			return nil, fmt.Errorf("resolver: %s %s: %w", dns.TypeToString[qtype], name, err)
+		}
+		ttl = min(ttl, a.ttl)
+		hops += a.hops
+		if hops > MaxCNAMEChain {
+			return nil, fmt.Errorf("resolver: %s %s: %w", dns.TypeToString[qtype], k.qname(), ErrCNAMELoop)
+		}
+		if a.next == "" {
+			break
+		}
+		name = a.next
+	}
+	e := &entry{key: k, txt: a.txt, addrs: a.addrs, names: a.names}
+	if a.nxdomain {
+		e.err = fmt.Errorf("resolver: %s %s: %w", dns.TypeToString[qtype], k.qname(), spf.ErrNotFound)
+	}
+	if c.cache != nil {
+		d := min(max(time.Duration(ttl)*time.Second, c.minTTL), c.maxTTL)
+		if d > 0 {
+			e.expires = c.now().Add(d)
+			for range c.cache.put(e) {
+				c.obs.ObserveCache(CacheEvict)
+			}
+		}
+	}
+	return e, nil
+}
+
+// exchange asks the servers for name, starting with the next one in turn and
+// failing over on anything but an answer (NOERROR or NXDOMAIN).
+func (c *Client) exchange(name string, qtype uint16) (*dns.Msg, error) {
+	n := len(c.servers)
+	start := int(c.next.Add(1)-1) % n
+	var lastErr error
+	for i := range c.attempts * n {
+		m, err := c.exchangeOne(c.servers[(start+i)%n], name, qtype)
+		if err == nil {
+			return m, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// exchangeOne asks server, over UDP and then over TCP when the answer is
+// truncated, and reports the outcome to the observer.
+func (c *Client) exchangeOne(server, name string, qtype uint16) (*dns.Msg, error) {
+	start := time.Now()
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype) // also sets RD and a random ID
+	q.SetEdns0(udpSize, false)
+
+	r, err := c.send("udp", server, q)
+	if err == nil && r.Truncated {
+		r, err = c.send("tcp", server, q)
+	}
+	outcome, err := classify(q, r, err)
+	c.obs.ObserveQuery(dns.TypeToString[qtype], outcome, time.Since(start))
+	if err != nil {
+		return nil, fmt.Errorf("resolver: %s %s via %s: %w", dns.TypeToString[qtype], name, server, err)
+	}
+	return r, nil
+}
+
+func (c *Client) send(netw, server string, q *dns.Msg) (*dns.Msg, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	dc := &dns.Client{Net: netw, Timeout: c.timeout, UDPSize: udpSize}
+	r, _, err := dc.ExchangeContext(ctx, q, server)
+	return r, err
+}
+
+// classify turns the result of an exchange into an observer outcome and,
+// unless the server gave an answer (NOERROR or NXDOMAIN to our question), an
+// error wrapping one of the sentinels.
+func classify(q, r *dns.Msg, err error) (string, error) {
+	if err != nil {
+		var ne net.Error
+		var de *dns.Error
+		switch {
+		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+			return OutcomeTimeout, fmt.Errorf("%w: %w", ErrTimeout, err)
+		case errors.As(err, &de):
+			return OutcomeError, fmt.Errorf("%w: %w", ErrMalformed, err)
+		default:
+			return OutcomeError, fmt.Errorf("%w: %w", ErrNetwork, err)
+		}
+	}
+	if !r.Response || r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 ||
+		r.Question[0].Qtype != q.Question[0].Qtype || r.Question[0].Qclass != q.Question[0].Qclass ||
+		!strings.EqualFold(r.Question[0].Name, q.Question[0].Name) {
+		return OutcomeError, fmt.Errorf("%w: answer to another question", ErrMalformed)
+	}
+	switch r.Rcode {
+	case dns.RcodeSuccess:
+		for _, rr := range r.Answer {
+			if t := rr.Header().Rrtype; t == q.Question[0].Qtype || t == dns.TypeCNAME {
+				return OutcomeOK, nil
+			}
+		}
+		return OutcomeNoData, nil
+	case dns.RcodeNameError:
+		return OutcomeNXDomain, nil
+	case dns.RcodeServerFailure:
+		return OutcomeServFail, ErrServFail
+	case dns.RcodeRefused:
+		return OutcomeError, ErrRefused
+	default:
+		return OutcomeError, fmt.Errorf("%w: %s", ErrRcode, dns.RcodeToString[r.Rcode])
+	}
+}
