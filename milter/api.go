@@ -1,12 +1,40 @@
 // Package milter is spfmilter's session handler for the milter protocol: it
 // collects the SMTP facts, asks spf for verdicts, applies the policy and
 // writes the headers.
+//
+// An MTA opens one milter connection per SMTP session and reports each SMTP
+// step over it (connect, HELO, MAIL FROM, header fields, end of message).
+// The milter evaluates SPF at MAIL FROM — the HELO identity first, then
+// MAIL FROM (RFC 7208 §2.3, §2.4) — so a rejection happens before DATA. The
+// HELO result is computed once per HELO name and reused for the following
+// messages of the connection. Every MAIL FROM starts a new verdict; ABORT
+// (RSET, STARTTLS, a rejection) forgets the current one.
+//
+// A reject or tempfail is answered with an SMFIR_REPLYCODE reply (RFC 7372:
+// fail, softfail, neutral, none → 550 5.7.23; permerror → 550 5.7.24;
+// temperror → 451 4.7.24 when deferred). Its text is Config.RejectText, see
+// expandReply for the placeholders ({result}, {identity}, {domain},
+// {sender}, {ip}, {helo}, {explanation}); it is sanitised to one line of
+// printable ASCII of at most 200 bytes, with '%' doubled as both MTAs expect.
+// An accepted message gets Received-SPF and Authentication-Results at the top
+// of its header at end of message; Authentication-Results fields that carry
+// our authserv-id are deleted first (RFC 8601 §5), also for skipped messages.
+//
+// SPF is skipped, with a log line and Observer.Action("skip", reason), for
+// clients in Config.TrustedNetworks ("trusted_network"), SASL-authenticated
+// sessions when Config.SkipAuthenticated is set ("authenticated"), and when
+// the MTA gives no client address at all, as `sendmail -bs` does
+// ("no_client_ip"). Skipped messages get no SPF headers.
+//
+// go-milter v0.5.0 starts a fresh handler after any final answer (accept,
+// reject, discard, tempfail), which would lose the connection's IP and HELO.
+// This package therefore never sends one: rejections are SMFIR_REPLYCODE,
+// which the library treats as non-final, and the end of message is answered
+// with continue, which both Postfix and Sendmail take as accept.
 package milter
 
 import (
-	"context"
 	"log/slog"
-	"net"
 	"net/netip"
 	"time"
 
@@ -68,24 +96,3 @@ type Options struct {
 	IdleTimeout    time.Duration // per-connection read idle timeout; 0 = none
 	MaxConnections int           // 0 = unlimited
 }
-
-// Server accepts milter connections.
-type Server struct {
-	_ struct{}
-}
-
-// NewServer returns a Server ready to Serve.
-func NewServer(o Options) *Server { panic("not implemented yet") }
-
-// SetConfig atomically replaces the config; new messages use it.
-func (s *Server) SetConfig(c *Config) { panic("not implemented yet") }
-
-// Serve accepts connections on ln until Shutdown; it then returns nil.
-func (s *Server) Serve(ln net.Listener) error { panic("not implemented yet") }
-
-// Shutdown stops accepting, lets in-flight sessions finish until ctx is done,
-// then closes the rest.
-func (s *Server) Shutdown(ctx context.Context) error { panic("not implemented yet") }
-
-// ActiveConnections is the number of open milter connections.
-func (s *Server) ActiveConnections() int { panic("not implemented yet") }

@@ -1,0 +1,346 @@
+package milter
+
+import (
+	"cmp"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"os"
+	"strings"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"github.com/spfmilter/spfmilter/headers"
+	"github.com/spfmilter/spfmilter/spf"
+)
+
+// Reasons for skipping SPF, reported to the log and Observer.Action.
+const (
+	SkipTrustedNetwork = "trusted_network"
+	SkipAuthenticated  = "authenticated"
+	// SkipNoClientIP: the MTA gave no client address (`sendmail -bs`, a
+	// local submission). Without an address there is nothing to check, and
+	// guessing one would produce a false verdict.
+	SkipNoClientIP = "no_client_ip"
+)
+
+const arName = "Authentication-Results"
+
+// session is one milter connection. go-milter calls it from one goroutine.
+//
+// The library replaces the macro map with every macro packet, so each
+// callback copies what it needs from its own stage. Every answer is a
+// continue or an SMFIR_REPLYCODE reply: any other final answer would make
+// the library start a fresh Milter and lose the connection facts.
+type session struct {
+	srv *Server
+
+	// Connection facts, kept for every message of the connection.
+	ip         netip.Addr // invalid when the MTA gave none
+	family     string
+	hostname   string // the client's host name as the MTA resolved it
+	j          string // the MTA's own name (macro j)
+	daemonName string
+	helo       string // the last HELO/EHLO (it repeats after STARTTLS)
+	heloCheck  *heloCheck
+
+	msg *message // nil outside a transaction
+}
+
+// heloCheck is a HELO result computed once per HELO name and checker.
+type heloCheck struct {
+	name    string
+	checker *spf.Checker
+	out     spf.Outcome
+}
+
+// message is the state of one transaction, from MAIL FROM to EOM or ABORT.
+type message struct {
+	cfg        *Config // snapshot taken at MAIL FROM
+	start      time.Time
+	sender     string
+	queueID    string
+	authAuthen string
+	authType   string
+	skip       string // skip reason; "" when SPF was evaluated
+	helo       *spf.Outcome
+	mailFrom   *spf.Outcome
+	verdict    verdict
+	done       bool     // the verdict was already answered (reject, tempfail)
+	dryReply   string   // the reply a dry run did not send
+	ar         []string // values of the Authentication-Results fields, in order
+}
+
+var _ gomilter.Milter = (*session)(nil)
+
+func (s *session) log() *slog.Logger { return s.srv.log }
+
+func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
+	s.hostname = host
+	s.family = family
+	s.j = m.Macros["j"]
+	s.daemonName = m.Macros["{daemon_name}"]
+	s.ip = clientAddr(addr, m.Macros)
+	s.helo, s.heloCheck, s.msg = "", nil, nil
+	s.log().Debug("milter connect", "host", host, "family", family, "client_ip", addrString(s.ip),
+		"daemon_name", s.daemonName)
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
+	// Postfix sends ABORT and a new EHLO after STARTTLS, Sendmail only the
+	// new EHLO: the last one is the client's word.
+	s.helo = name
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
+	cfg := s.srv.cfg.Load()
+	msg := &message{
+		cfg:        cfg,
+		start:      time.Now(),
+		sender:     envelopeAddress(from),
+		queueID:    m.Macros["i"],
+		authAuthen: m.Macros["{auth_authen}"],
+		authType:   m.Macros["{auth_type}"],
+	}
+	s.msg = msg
+	if cfg == nil || cfg.Checker == nil {
+		s.srv.obs.Error("mail")
+		s.log().Error("no SPF checker configured; message passes unchecked", "queue_id", msg.queueID)
+		msg.skip = "unconfigured"
+		return gomilter.RespContinue, nil
+	}
+	switch {
+	case !s.ip.IsValid():
+		msg.skip = SkipNoClientIP
+	case trusted(cfg.TrustedNetworks, s.ip):
+		msg.skip = SkipTrustedNetwork
+	case cfg.SkipAuthenticated && msg.authAuthen != "":
+		msg.skip = SkipAuthenticated
+	}
+	if msg.skip != "" {
+		return gomilter.RespContinue, nil
+	}
+
+	// RFC 7208 §2.3: the HELO identity first, then MAIL FROM (§2.4). Both
+	// are kept for the headers and the log.
+	ctx := s.srv.ctx
+	if s.helo != "" {
+		if hc := s.heloCheck; hc == nil || hc.name != s.helo || hc.checker != cfg.Checker {
+			out := cfg.Checker.CheckHELO(ctx, spf.Args{IP: s.ip, HELO: s.helo})
+			s.srv.obs.SPFResult(string(spf.IdentityHELO), string(out.Result), out.Duration)
+			s.heloCheck = &heloCheck{name: s.helo, checker: cfg.Checker, out: out}
+		}
+		out := s.heloCheck.out
+		msg.helo = &out
+	}
+	out := cfg.Checker.CheckMailFrom(ctx, spf.Args{IP: s.ip, Sender: msg.sender, HELO: s.helo})
+	s.srv.obs.SPFResult(string(spf.IdentityMailFrom), string(out.Result), out.Duration)
+	msg.mailFrom = &out
+	msg.verdict = decide(cfg.Policy, msg.helo, msg.mailFrom)
+
+	if msg.verdict.Action == ActionAccept {
+		return gomilter.RespContinue, nil
+	}
+	reply := replyFor(msg.verdict, cfg.RejectText, s.ip, s.helo)
+	if cfg.DryRun {
+		msg.dryReply = reply
+		return gomilter.RespContinue, nil
+	}
+	// A reject or tempfail is answered now, before DATA, with our own reply
+	// text. SMFIR_REPLYCODE keeps the library's session (see the type doc).
+	msg.done = true
+	s.report(msg, "reply", reply)
+	return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), reply), nil
+}
+
+func (s *session) RcptTo(string, *gomilter.Modifier) (gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
+	if s.msg != nil && strings.EqualFold(name, arName) {
+		s.msg.ar = append(s.msg.ar, value)
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Headers(textproto.MIMEHeader, *gomilter.Modifier) (gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) BodyChunk([]byte, *gomilter.Modifier) (gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+// Body is the end of the message. The answer is continue, which both MTAs
+// take as accept at this stage, so the session lives on for the next
+// message of the connection.
+func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+	if err := s.eom(m, m.Macros); err != nil {
+		s.srv.obs.Error("eom")
+		s.log().Error("milter end of message", "err", err)
+		return nil, err
+	}
+	return gomilter.RespContinue, nil
+}
+
+// headerEditor is the part of *gomilter.Modifier used at end of message.
+type headerEditor interface {
+	ChangeHeader(index int, name, value string) error
+	InsertHeader(index int, name, value string) error
+}
+
+func (s *session) eom(ed headerEditor, macros map[string]string) error {
+	msg := s.msg
+	s.msg = nil
+	if msg == nil || msg.done {
+		return nil
+	}
+	msg.queueID = cmp.Or(macros["i"], msg.queueID)
+	id := s.authservID(msg.cfg)
+
+	// RFC 8601 §5: fields that claim our authserv-id and arrive from outside
+	// are forged. The index of SMFIR_CHGHEADER is 1-based among the fields of
+	// that name; deleting from the last one keeps the lower indexes valid
+	// whatever the MTA does with deleted fields.
+	for i := len(msg.ar); i >= 1; i-- {
+		if headers.ClaimsAuthservID(msg.ar[i-1], id) {
+			if err := ed.ChangeHeader(i, arName, ""); err != nil {
+				return err
+			}
+			s.log().Info("removed a forged Authentication-Results field", "queue_id", msg.queueID, "index", i)
+		}
+	}
+
+	if msg.skip == "" && msg.mailFrom != nil {
+		in := headers.Input{
+			AuthservID:   id,
+			ClientIP:     s.ip,
+			HELO:         s.helo,
+			EnvelopeFrom: msg.sender,
+			HELOResult:   msg.helo,
+			MailFrom:     *msg.mailFrom,
+		}
+		if !msg.cfg.HideReceiver {
+			in.Receiver = id
+		}
+		fields := headers.Fields(in)
+		// Inserting each at the top, last first, leaves them on top in
+		// Fields' order.
+		for i := len(fields) - 1; i >= 0; i-- {
+			if err := ed.InsertHeader(0, fields[i].Name, fields[i].Value); err != nil {
+				return err
+			}
+		}
+	}
+	if msg.dryReply != "" {
+		s.report(msg, "dry_run_reply", msg.dryReply)
+	} else {
+		s.report(msg)
+	}
+	return nil
+}
+
+// authservID is the configured name, else the MTA's j macro, else the host
+// name.
+func (s *session) authservID(cfg *Config) string {
+	if cfg != nil && cfg.AuthservID != "" {
+		return cfg.AuthservID
+	}
+	if s.j != "" {
+		return s.j
+	}
+	h, _ := os.Hostname()
+	return cmp.Or(h, "localhost")
+}
+
+func (s *session) Abort(m *gomilter.Modifier) error {
+	if s.msg != nil && !s.msg.done {
+		s.log().Debug("milter transaction aborted", "queue_id", s.msg.queueID, "sender", s.msg.sender)
+	}
+	s.msg = nil
+	return nil
+}
+
+// report writes the message's verdict line and tells the Observer.
+func (s *session) report(msg *message, extra ...any) {
+	action, reason := string(msg.verdict.Action), ""
+	switch {
+	case msg.skip != "":
+		action, reason = "skip", msg.skip
+	case msg.cfg.DryRun:
+		reason = "dry_run"
+	}
+	s.srv.obs.Action(action, reason)
+
+	attrs := []any{
+		"queue_id", msg.queueID,
+		"client_ip", addrString(s.ip),
+		"helo", s.helo,
+		"sender", msg.sender,
+		"helo_result", resultString(msg.helo),
+		"mailfrom_result", resultString(msg.mailFrom),
+		"action", action,
+	}
+	if reason != "" {
+		attrs = append(attrs, "reason", reason)
+	}
+	if msg.verdict.Outcome != nil {
+		attrs = append(attrs, "identity", string(msg.verdict.Outcome.Identity))
+	}
+	if msg.authAuthen != "" {
+		attrs = append(attrs, "auth", msg.authAuthen)
+	}
+	attrs = append(attrs, extra...)
+	attrs = append(attrs, "duration", time.Since(msg.start))
+	s.log().Info("spf verdict", attrs...)
+}
+
+func resultString(o *spf.Outcome) string {
+	if o == nil {
+		return ""
+	}
+	return string(o.Result)
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// envelopeAddress is the MAIL FROM address as SPF wants it: without angle
+// brackets and without an RFC 5321 §4.1.2 source route ("@a,@b:user@c").
+func envelopeAddress(from string) string {
+	a := strings.TrimSpace(from)
+	a = strings.TrimSuffix(strings.TrimPrefix(a, "<"), ">")
+	if strings.HasPrefix(a, "@") {
+		if i := strings.IndexByte(a, ':'); i >= 0 {
+			a = a[i+1:]
+		}
+	}
+	return a
+}
+
+func trusted(nets []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range nets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// nopObserver stands in when Options.Observer is nil.
+type nopObserver struct{}
+
+func (nopObserver) ConnOpened()                             {}
+func (nopObserver) ConnClosed()                             {}
+func (nopObserver) SPFResult(string, string, time.Duration) {}
+func (nopObserver) Action(string, string)                   {}
+func (nopObserver) Error(string)                            {}
