@@ -1,12 +1,31 @@
 // Package headers builds the header fields spfmilter adds to a message:
 // Received-SPF (RFC 7208 §9.1) and Authentication-Results (RFC 8601), and
 // recognizes Authentication-Results fields that claim our authserv-id.
+//
+// Everything that comes from the SMTP client or from DNS (HELO, MAIL FROM, an
+// explanation, a problem text) is untrusted: control characters, CR, LF, NUL
+// and invalid UTF-8 are replaced by '?', values are length-capped, and values
+// that are not dot-atoms are written as quoted-strings. Valid UTF-8 is kept in
+// Received-SPF: an SMTP client can only send it in an SMTPUTF8 transaction,
+// whose message may carry UTF-8 header fields (RFC 6532 §3.2), and RFC 8616
+// §4 allows UTF-8 local-parts and U-labels there. Authentication-Results uses
+// A-labels for every domain, which is valid in any message.
+//
+// Field values are folded with CRLF followed by a tab, so that lines stay
+// within 78 characters where the content allows and never exceed 998 octets
+// (RFC 5322 §2.1.1, §2.2.3).
 package headers
 
 import (
 	"net/netip"
 
 	"github.com/spfmilter/spfmilter/spf"
+)
+
+// Field names, as written. Compare incoming names case-insensitively.
+const (
+	NameReceivedSPF           = "Received-SPF"
+	NameAuthenticationResults = "Authentication-Results"
 )
 
 // Field is one header field; Value may be folded (CRLF followed by a tab)
@@ -28,13 +47,39 @@ type Input struct {
 	MailFrom     spf.Outcome
 }
 
-// Fields returns the fields to prepend, in top-to-bottom order.
+// Fields returns the fields to prepend, in top-to-bottom order:
+// Authentication-Results first, then Received-SPF.
+//
+// Authentication-Results goes on top because it is the summary of this
+// host's checks that downstream filters and MUAs look for first: RFC 8601 §5
+// has them trust only the fields above the ones added at the ADMD boundary,
+// and this is the newest. Received-SPF sits directly below it: RFC 7208 §9.1
+// only requires it above the receiving MTA's Received: field and above any
+// other Received-SPF field, which holds either way since both are prepended.
+//
+// Authentication-Results is left out when AuthservID has no usable
+// characters (see ValidAuthservID); configuration must prevent that.
 func Fields(in Input) []Field {
-	panic("not implemented yet")
+	var fs []Field
+	if v, ok := authResultsValue(in); ok {
+		fs = append(fs, Field{Name: NameAuthenticationResults, Value: v})
+	}
+	fs = append(fs, Field{Name: NameReceivedSPF, Value: NewReceivedSPF(in).Value()})
+	return fs
 }
 
 // ClaimsAuthservID reports whether an Authentication-Results field value
 // carries authservID (RFC 8601 §5: such fields from outside are forged).
+//
+// The authserv-id is the first value of the field after optional comments
+// and folding white space, a token or a quoted-string (RFC 8601 §2.2). It
+// matches case-insensitively, ignoring one trailing dot, and U-labels match
+// their A-labels. Anything that does not start with a well-formed authserv-id
+// does not match.
 func ClaimsAuthservID(value, authservID string) bool {
-	panic("not implemented yet")
+	got, ok := parseAuthservID(value)
+	if !ok {
+		return false
+	}
+	return sameAuthservID(got, authservID)
 }

@@ -1,0 +1,175 @@
+package headers
+
+import (
+	"strings"
+	"unicode"
+
+	"github.com/emersion/go-msgauth/authres"
+	"golang.org/x/net/idna"
+
+	"github.com/spfmilter/spfmilter/spf"
+)
+
+// authResultsValue returns the folded Authentication-Results value
+//
+//	authserv-id;
+//		spf=<result> smtp.mailfrom=<mailbox or domain>;
+//		spf=<result> smtp.helo=<domain>
+//
+// formatted by authres.Format, one resinfo per line. ok is false when the
+// authserv-id is unusable.
+//
+// Every property value passed to authres is one that authres writes unquoted
+// and that authres.Parse, which splits on white space and does not unquote,
+// reads back unchanged. So:
+//   - smtp.mailfrom is the mailbox when its local-part is a dot-atom of
+//     letters, digits and the punctuation authres leaves bare; otherwise
+//     (quoted local-parts, SRS and BATV addresses with '=') only the domain,
+//     which RFC 8601 §2.3's pvalue allows. The null sender is reported as
+//     postmaster@<HELO>, the mailbox that was checked (RFC 7208 §2.4).
+//   - Domains are A-labels (RFC 8616 §4 allows them in any message).
+//   - The HELO resinfo is left out when the HELO is not a domain name (an
+//     address literal, garbage): a bare "spf=<result>" could not be told from
+//     the MAIL FROM result.
+//   - No reason= is written: its free text would need quoting, and the
+//     problem is in Received-SPF below.
+func authResultsValue(in Input) (string, bool) {
+	id := authservToken(in.AuthservID)
+	if id == "" {
+		return "", false
+	}
+	results := []authres.Result{&authres.SPFResult{
+		Value: resultValue(in.MailFrom.Result),
+		From:  mailfromPvalue(in),
+	}}
+	if in.HELOResult != nil {
+		if d := domainPvalue(in.HELO); d != "" {
+			results = append(results, &authres.SPFResult{
+				Value: resultValue(in.HELOResult.Result),
+				Helo:  d,
+			})
+		}
+	}
+	// The authserv-id and every value are free of spaces and ';', so the
+	// formatted text splits back into its resinfos and words exactly.
+	parts := strings.Split(authres.Format(id, results), ";")
+	groups := make([][]string, len(parts))
+	for i, p := range parts {
+		groups[i] = strings.Fields(p)
+		if i < len(parts)-1 && len(groups[i]) > 0 {
+			groups[i][len(groups[i])-1] += ";"
+		}
+	}
+	return fold(NameAuthenticationResults, groups...), true
+}
+
+// resultValue maps an SPF result to its RFC 8601 §2.7.2 result word, which
+// for SPF is the same token.
+func resultValue(r spf.Result) authres.ResultValue {
+	return authres.ResultValue(knownResult(r))
+}
+
+// mailfromPvalue is the smtp.mailfrom property: see authResultsValue.
+func mailfromPvalue(in Input) string {
+	addr := in.EnvelopeFrom
+	if addr == "" {
+		addr = "postmaster@" + in.HELO
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return domainPvalue(addr)
+	}
+	d := domainPvalue(addr[at+1:])
+	if d == "" {
+		return ""
+	}
+	if local := addr[:at]; len(local) <= 64 && bareLocalPart(local) { // RFC 5321 §4.5.3.1.1
+		return local + "@" + d
+	}
+	return d
+}
+
+// bareLocalPart reports whether authres writes local unquoted: a dot-atom
+// whose characters are letters, digits, or punctuation in both RFC 5322 atext
+// and authres's unquoted set.
+func bareLocalPart(local string) bool {
+	if !isDotAtom(local) {
+		return false
+	}
+	for _, r := range local {
+		if r != '.' && !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("#$%&'*+-/^_`{|}~", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// domainPvalue returns d as a lower-case A-label domain name without a
+// trailing dot, or "" when d is not a domain name. Underscores are allowed:
+// SPF names often carry them.
+func domainPvalue(d string) string {
+	d = strings.TrimSuffix(d, ".")
+	if d == "" || len(d) > maxDomain {
+		return ""
+	}
+	a, err := idna.Lookup.ToASCII(d)
+	if err != nil && !isLDH(d) {
+		return ""
+	}
+	if err != nil {
+		a = strings.ToLower(d)
+	}
+	if !isLDH(a) {
+		return ""
+	}
+	return a
+}
+
+// isLDH reports a dot-separated name of non-empty labels made of ASCII
+// letters, digits, '-' and '_'.
+func isLDH(d string) bool {
+	if d == "" || len(d) > maxDomain {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// authservToken returns the authserv-id as written: A-labels for an IDN
+// domain, and only when the result is a MIME token without tspecials that
+// authres.Format can write unquoted; "" otherwise.
+func authservToken(id string) string {
+	id = strings.TrimSpace(id)
+	if id == "" {
+		return ""
+	}
+	if d := domainPvalue(id); d != "" {
+		return d
+	}
+	if len(id) > maxDomain {
+		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		if !isTokenByte(id[i]) || id[i] >= 0x80 {
+			return ""
+		}
+	}
+	return id
+}
+
+// ValidAuthservID reports whether id can be used as this host's authserv-id:
+// a domain name (U-labels are written as A-labels) or another RFC 2045 token.
+// RFC 8601 §2.5 recommends the host's domain name.
+func ValidAuthservID(id string) bool {
+	return authservToken(id) != ""
+}
