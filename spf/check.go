@@ -117,10 +117,10 @@ func (c *Checker) run(ctx context.Context, o Outcome, a Args, local string, star
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithDeadline(ctx, start.Add(timeout))
-	defer cancel()
+	cctx := newCheckContext(ctx, start.Add(timeout))
+	defer cctx.release()
 	e := evaluator{
-		ctx:      ctx,
+		ctx:      cctx,
 		res:      c.Resolver,
 		ip:       ip,
 		sender:   o.Sender,
