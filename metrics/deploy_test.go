@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,5 +173,44 @@ func TestPromtoolRules(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+	}
+}
+
+// dashboardVars stand in for the dashboard's template variables.
+var dashboardVars = strings.NewReplacer(`$job`, `.+`, `$instance`, `.+`, `$__rate_interval`, `1m`)
+
+// TestPromtoolDashboardQueries has promtool parse every dashboard query, by
+// wrapping each in a recording rule. (The end-to-end test also runs them
+// against a real Prometheus.)
+func TestPromtoolDashboardQueries(t *testing.T) {
+	promtool := needProgram(t, "promtool")
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	n := 0
+	for title, exprs := range dashboardExprs(t) {
+		for _, e := range exprs {
+			e = dashboardVars.Replace(e)
+			if strings.Contains(e, "$") {
+				t.Errorf("panel %q uses an unknown variable: %s", title, e)
+				continue
+			}
+			q, err := json.Marshal(e) // a JSON string is a YAML string
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			fmt.Fprintf(&rules, "      - record: dashboard:query%d\n        expr: %s\n", n, q)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "dashboard-rules.yml")
+	if err := os.WriteFile(path, []byte(rules.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput()
+	if err != nil {
+		t.Errorf("promtool check rules on the dashboard queries: %v\n%s", err, out)
+	}
+	if want := fmt.Sprintf("SUCCESS: %d rules found", n); !strings.Contains(string(out), want) {
+		t.Errorf("promtool: %s; want %q", out, want)
 	}
 }

@@ -11,9 +11,13 @@ import (
 
 	"github.com/spfmilter/spfmilter/metrics"
 	"github.com/spfmilter/spfmilter/milter"
+	"github.com/spfmilter/spfmilter/spf/resolver"
 )
 
-var _ milter.Observer = (*metrics.Metrics)(nil)
+var (
+	_ milter.Observer   = (*metrics.Metrics)(nil)
+	_ resolver.Observer = (*metrics.Metrics)(nil)
+)
 
 var testBuild = metrics.BuildInfo{Version: "1.2.3", Revision: "abc123", GoVersion: "go1.26.8"}
 
