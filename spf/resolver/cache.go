@@ -3,6 +3,7 @@ package resolver
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,12 +27,18 @@ type entry struct {
 	err     error
 	expires time.Time
 
-	prev, next *entry // LRU list, most recent after the sentinel
+	// used is set by hits and cleared by the eviction sweep (the CLOCK
+	// approximation of LRU): hits then need only a read lock.
+	used       atomic.Bool
+	prev, next *entry // list, newest after the sentinel; guarded by cache.mu
 }
 
-// cache is a bounded LRU of answers. Expired entries are dropped when met.
+// cache is a bounded cache of answers. Eviction gives a second chance to
+// entries used since they were last considered (CLOCK), which approximates
+// least-recently-used without writing shared state on every hit. Expired
+// entries are replaced by the next answer for their key or evicted.
 type cache struct {
-	mu        sync.Mutex
+	mu        sync.RWMutex
 	max       int
 	m         map[key]*entry
 	list      entry // sentinel: list.next is the most recently used
@@ -46,18 +53,15 @@ func newCache(max int) *cache {
 
 // get returns the live entry for k, or nil. It does not allocate.
 func (c *cache) get(k key, now time.Time) *entry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
 	e := c.m[k]
-	if e == nil {
+	c.mu.RUnlock()
+	if e == nil || !now.Before(e.expires) {
 		return nil
 	}
-	if !now.Before(e.expires) {
-		c.remove(e)
-		return nil
+	if !e.used.Load() {
+		e.used.Store(true)
 	}
-	c.unlink(e)
-	c.pushFront(e)
 	return e
 }
 
@@ -72,8 +76,17 @@ func (c *cache) put(e *entry) int {
 	c.m[e.key] = e
 	c.pushFront(e)
 	n := 0
+	// Each entry is passed over at most once before one is evicted, so the
+	// sweep ends within 2×max steps.
 	for len(c.m) > c.max {
-		c.remove(c.list.prev)
+		old := c.list.prev
+		if old != e && old.used.Load() {
+			old.used.Store(false)
+			c.unlink(old)
+			c.pushFront(old)
+			continue
+		}
+		c.remove(old)
 		n++
 	}
 	c.evictions += uint64(n)
@@ -81,14 +94,14 @@ func (c *cache) put(e *entry) int {
 }
 
 func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return len(c.m)
 }
 
 func (c *cache) evicted() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.evictions
 }
 
