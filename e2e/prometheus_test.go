@@ -51,7 +51,10 @@ func TestPrometheus(t *testing.T) {
 	bin := promBuild(t, dir)
 	milterAddr := fmt.Sprintf("127.0.0.1:%d", promFreePort(t))
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", promFreePort(t))
-	promStart(t, bin, "spfmilter",
+	conf := filepath.Join(dir, "spfmilter.yml")
+	promWrite(t, conf, "# defaults\n")
+	daemon := promStart(t, bin, "spfmilter",
+		"--config", conf,
 		"--listen", "inet:"+milterAddr,
 		"--http-listen", httpAddr,
 		"--resolver", dns.Addr())
@@ -80,7 +83,7 @@ scrape_configs:
       - targets: [%q]
 `, rules, httpAddr))
 	promURL := fmt.Sprintf("http://127.0.0.1:%d", promPort)
-	promStart(t, prometheus, "prometheus",
+	_ = promStart(t, prometheus, "prometheus",
 		"--config.file="+cfg,
 		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+strings.TrimPrefix(promURL, "http://"))
@@ -111,6 +114,10 @@ scrape_configs:
 		{`spfmilter_milter_messages_total`, 2},
 		{`sum(spfmilter_milter_actions_total)`, 2},
 		{`spfmilter_milter_active_connections`, 0},
+		{`count(spfmilter_dns_cache_misses_total >= 2)`, 1},
+		{`count(spfmilter_dns_cache_entries >= 2)`, 1},
+		{`spfmilter_config_last_reload_successful`, 1},
+		{`sum(spfmilter_config_reloads_total)`, 0},
 		{`count(sum(spfmilter_dns_queries_total{type="TXT",outcome="ok"}) >= 2)`, 1},
 		{`count(spfmilter_build_info{version!="",revision!="",goversion=~"go.+"} == 1)`, 1},
 		{`count(go_goroutines) + count(process_start_time_seconds)`, 2},
@@ -123,6 +130,32 @@ scrape_configs:
 		if got[0].Value != c.want {
 			t.Errorf("%s = %v, want %v", c.expr, got[0].Value, c.want)
 		}
+	}
+
+	// A good reload, then a bad one (an unknown key) that keeps the running
+	// configuration.
+	promReload := func(content, result string) {
+		t.Helper()
+		promWrite(t, conf, content)
+		if err := daemon.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		expr := fmt.Sprintf(`spfmilter_config_reloads_total{result=%q} == 1`, result)
+		deadline := time.Now().Add(30 * time.Second)
+		for len(q(expr)) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 30s: %v", expr, q(`spfmilter_config_reloads_total`))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	promReload("# still the defaults\n", "success")
+	if got := q(`spfmilter_config_last_reload_successful`); len(got) != 1 || got[0].Value != 1 {
+		t.Errorf("after a good reload, last_reload_successful = %v, want 1", got)
+	}
+	promReload("no_such_key: 1\n", "failure")
+	if got := q(`spfmilter_config_last_reload_successful`); len(got) != 1 || got[0].Value != 0 {
+		t.Errorf("after a bad reload, last_reload_successful = %v, want 0", got)
 	}
 
 	// Every dashboard query must be valid PromQL and, with the dashboard's
@@ -308,7 +341,7 @@ func (l *promLog) String() string {
 
 // promStart starts a program and, when the test ends, stops it with SIGTERM
 // (SIGKILL after 10 s). Its output is logged if the test failed.
-func promStart(t *testing.T, path, name string, args ...string) {
+func promStart(t *testing.T, path, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(path, args...)
 	var log promLog
@@ -330,6 +363,7 @@ func promStart(t *testing.T, path, name string, args ...string) {
 			t.Logf("%s output:\n%s", name, log.String())
 		}
 	})
+	return cmd
 }
 
 // promWaitOK waits up to 30 s for url to answer 200.
