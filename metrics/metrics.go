@@ -60,8 +60,6 @@ type Metrics struct {
 	reloads          *prometheus.CounterVec
 	reloadSuccessful prometheus.Gauge
 	reloadTimestamp  prometheus.Gauge
-
-	now func() time.Time // for tests
 }
 
 // New creates spfmilter's metrics and registers them, together with the Go
@@ -70,7 +68,7 @@ type Metrics struct {
 // prometheus.DefaultRegisterer does). New panics if one of spfmilter's own
 // metrics is already registered on reg, which is a programming error.
 func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
-	m := &Metrics{now: time.Now}
+	m := &Metrics{}
 	m.spfResults = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "spf", Name: "results_total",
 		Help: "SPF verdicts by identity (helo, mailfrom) and RFC 7208 result.",
@@ -271,10 +269,11 @@ func (m *Metrics) cacheEntries() float64 {
 }
 
 // ConfigLoaded records the initial configuration load as successful, without
-// counting a reload.
+// counting a reload. Call it once at startup: until then
+// spfmilter_config_last_reload_successful is 0.
 func (m *Metrics) ConfigLoaded() {
 	m.reloadSuccessful.Set(1)
-	m.reloadTimestamp.Set(float64(m.now().UnixNano()) / 1e9)
+	m.reloadTimestamp.Set(float64(time.Now().UnixNano()) / 1e9)
 }
 
 // ObserveReload counts a configuration reload (for example on SIGHUP). A
