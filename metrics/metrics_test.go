@@ -21,14 +21,14 @@ var (
 
 var testBuild = metrics.BuildInfo{Version: "1.2.3", Revision: "abc123", GoVersion: "go1.26.8"}
 
-func newTest(t *testing.T) (*metrics.Metrics, *prometheus.Registry) {
+func newTest(t testing.TB) (*metrics.Metrics, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	return metrics.New(reg, testBuild), reg
 }
 
 // gather returns the families whose name starts with spfmilter_, by name.
-func gather(t *testing.T, g prometheus.Gatherer) map[string]*dto.MetricFamily {
+func gather(t testing.TB, g prometheus.Gatherer) map[string]*dto.MetricFamily {
 	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
