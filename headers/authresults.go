@@ -109,8 +109,8 @@ func bareLocalPart(local string) bool {
 // SPF names often carry them.
 func domainPvalue(d string) string {
 	d = strings.TrimSuffix(d, ".")
-	if d == "" || len(d) > maxDomain {
-		return ""
+	if d == "" || len(d) > maxDomain || clean(d, maxDomain) != d {
+		return "" // invalid UTF-8 or controls, which idna would map away
 	}
 	a, err := idna.Lookup.ToASCII(d)
 	if err != nil && !isLDH(d) {

@@ -1,10 +1,6 @@
 package headers
 
-import (
-	"strings"
-
-	"golang.org/x/net/idna"
-)
+import "strings"
 
 // isTokenByte reports bytes of an RFC 2045 token (RFC 8601 §2.2 value):
 // any CHAR except SPACE, CTLs and tspecials. Bytes of UTF-8 sequences are
@@ -95,17 +91,14 @@ func parseAuthservID(v string) (string, bool) {
 
 // sameAuthservID compares authserv-ids the way domain names compare: case
 // does not matter (RFC 8601 §2.5 recommends a domain name; RFC 4343), nor does
-// a trailing dot, and U-labels equal their A-labels (RFC 8616 §4).
+// a trailing dot, and U-labels equal their A-labels (RFC 8616 §4). Ids that
+// are not domain names compare case-insensitively.
 func sameAuthservID(a, b string) bool {
-	a = strings.TrimSuffix(strings.TrimSpace(a), ".")
-	b = strings.TrimSuffix(strings.TrimSpace(b), ".")
-	if a == "" || b == "" {
-		return false
+	a, b = strings.TrimSpace(a), strings.TrimSpace(b)
+	da, db := domainPvalue(a), domainPvalue(b)
+	if da != "" || db != "" {
+		return da == db
 	}
-	if strings.EqualFold(a, b) {
-		return true
-	}
-	aa, err1 := idna.Lookup.ToASCII(a)
-	ba, err2 := idna.Lookup.ToASCII(b)
-	return err1 == nil && err2 == nil && aa != "" && strings.EqualFold(aa, ba)
+	a, b = strings.TrimSuffix(a, "."), strings.TrimSuffix(b, ".")
+	return a != "" && strings.EqualFold(a, b)
 }
