@@ -41,19 +41,19 @@ func TestClean(t *testing.T) {
 
 func TestAtomOrQuoted(t *testing.T) {
 	cases := map[string]string{
-		"192.0.2.1":          "192.0.2.1",
-		"2001:db8::1":        `"2001:db8::1"`,
-		"alice@example.com":  `"alice@example.com"`,
-		"-all":               "-all",
-		"ip4:192.0.2.0/24":   `"ip4:192.0.2.0/24"`,
-		"":                   `""`,
-		".leading":           `".leading"`,
-		"trailing.":          `"trailing."`,
-		"dou..ble":           `"dou..ble"`,
-		`say "hi" \o/`:       `"say \"hi\" \\o/"`,
-		"mx.bücher.example":  "mx.bücher.example",
-		"a b":                `"a b"`,
-		"[192.0.2.1]":        `"[192.0.2.1]"`,
+		"192.0.2.1":           "192.0.2.1",
+		"2001:db8::1":         `"2001:db8::1"`,
+		"alice@example.com":   `"alice@example.com"`,
+		"-all":                "-all",
+		"ip4:192.0.2.0/24":    `"ip4:192.0.2.0/24"`,
+		"":                    `""`,
+		".leading":            `".leading"`,
+		"trailing.":           `"trailing."`,
+		"dou..ble":            `"dou..ble"`,
+		`say "hi" \o/`:        `"say \"hi\" \\o/"`,
+		"mx.bücher.example":   "mx.bücher.example",
+		"a b":                 `"a b"`,
+		"[192.0.2.1]":         `"[192.0.2.1]"`,
 		"!#$%&'*+-/=?^_`{|}~": "!#$%&'*+-/=?^_`{|}~",
 	}
 	for in, want := range cases {
