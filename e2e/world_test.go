@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/spfmilter/spfmilter/spf/spftest"
+)
+
+// Names of the test world. The MTA under test is mx.example.test; clients
+// say HELO client.example.test and connect from 127.0.0.1 or ::1.
+const (
+	mtaHost    = "mx.example.test"
+	authservID = "mx.example.test"
+	clientHELO = "client.example.test"
+	rcptAddr   = "rcpt@dest.example.test"
+
+	passDomain     = "pass.example.test"
+	failDomain     = "fail.example.test"
+	softfailDomain = "softfail.example.test"
+	timeoutDomain  = "timeout.example.test"
+)
+
+var (
+	loop4 = netip.MustParseAddr("127.0.0.1")
+	loop6 = netip.MustParseAddr("::1")
+)
+
+// testWorld is the DNS the milter and the MTAs see. Every domain also has an
+// address so that an MTA's own sender-domain checks never get in the way; the
+// SPF records decide the results:
+//
+//	pass.example.test      pass for 127.0.0.1 and ::1 (ip4:127.0.0.1 / ip6:::1)
+//	fail.example.test      fail (-all; only 192.0.2.10 is allowed)
+//	softfail.example.test  softfail (~all)
+//	timeout.example.test   its TXT query is never answered: temperror
+//	client.example.test    the HELO name, pass like pass.example.test
+func testWorld() *spftest.Resolver {
+	addrs := func(as ...netip.Addr) []netip.Addr { return as }
+	return &spftest.Resolver{
+		TXT: map[string][]string{
+			passDomain:     {"v=spf1 ip4:127.0.0.1 ip6:::1 -all"},
+			failDomain:     {"v=spf1 ip4:192.0.2.10 -all"},
+			softfailDomain: {"v=spf1 ~all"},
+			clientHELO:     {"v=spf1 ip4:127.0.0.1 ip6:::1 -all"},
+		},
+		A: map[string][]netip.Addr{
+			mtaHost:             addrs(loop4),
+			clientHELO:          addrs(loop4),
+			passDomain:          addrs(loop4),
+			failDomain:          addrs(netip.MustParseAddr("192.0.2.10")),
+			softfailDomain:      addrs(netip.MustParseAddr("192.0.2.11")),
+			timeoutDomain:       addrs(netip.MustParseAddr("192.0.2.12")),
+			"dest.example.test": addrs(loop4),
+		},
+		AAAA: map[string][]netip.Addr{
+			mtaHost:    addrs(loop6),
+			clientHELO: addrs(loop6),
+		},
+		PTR: map[string][]string{
+			"127.0.0.1": {"localhost"},
+			"::1":       {"localhost"},
+		},
+		Fail: map[string]error{
+			"TXT " + timeoutDomain: spftest.ErrTimeout,
+		},
+	}
+}
+
+// startDNS serves testWorld on port 53 of a 127.x address of its own: glibc
+// (and so the MTAs) can only talk to port 53. The address is random so that
+// concurrent test runs do not collide.
+func startDNS(t *testing.T) *spftest.Server {
+	t.Helper()
+	var lastErr error
+	for range 20 {
+		addr := fmt.Sprintf("127.53.%d.%d:53", 1+rand.IntN(254), 1+rand.IntN(254))
+		s, err := spftest.StartServerAt(addr, testWorld())
+		if err == nil {
+			t.Cleanup(s.Close)
+			return s
+		}
+		lastErr = err
+	}
+	t.Fatalf("no 127.53.x.y:53 address free for the test DNS server: %v", lastErr)
+	return nil
+}
+
+// freePort returns a TCP port free on both 127.0.0.1 and ::1, for the
+// programs that must be told a port.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l4, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		port := l4.Addr().(*net.TCPAddr).Port
+		l6, err := net.Listen("tcp", fmt.Sprintf("[::1]:%d", port))
+		l4.Close()
+		if err != nil {
+			continue
+		}
+		l6.Close()
+		return port
+	}
+	t.Fatal("no TCP port free on both 127.0.0.1 and ::1")
+	return 0
+}
