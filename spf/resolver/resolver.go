@@ -403,6 +403,13 @@ func (c *Client) exchangeOne(server, name string, qtype uint16) (*dns.Msg, error
 	q.SetEdns0(udpSize, false)
 
 	r, err := c.send("udp", server, q)
+	if err == nil && r.Rcode == dns.RcodeFormatError && r.IsEdns0() == nil {
+		// RFC 6891 §7: a server that does not know EDNS0 answers FORMERR
+		// without an OPT record; ask again without one.
+		q = q.Copy()
+		q.Extra = nil
+		r, err = c.send("udp", server, q)
+	}
 	if err == nil && r.Truncated {
 		r, err = c.send("tcp", server, q)
 	}

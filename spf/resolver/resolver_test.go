@@ -656,6 +656,12 @@ func TestAnswerMatching(t *testing.T) {
 			m.Answer = []dns.RR{rr(`other.example. 60 IN TXT "x"`)}
 		case "formerr.example.":
 			m.Rcode = dns.RcodeFormatError
+		case "noedns.example.":
+			if req.IsEdns0() != nil {
+				m.Rcode = dns.RcodeFormatError
+				break
+			}
+			m.Answer = []dns.RR{rr(`noedns.example. 60 IN TXT "plain DNS"`)}
 		case "nullmx.example.":
 			m.Answer = []dns.RR{rr(`nullmx.example. 60 IN MX 0 .`)}
 		case "nosoa.example.":
@@ -676,6 +682,9 @@ func TestAnswerMatching(t *testing.T) {
 	if _, err := c.LookupTXT(ctx(t), "formerr.example"); !errors.Is(err, ErrRcode) || !strings.Contains(err.Error(), "FORMERR") {
 		t.Errorf("FORMERR: err = %v, want ErrRcode naming it", err)
 	}
+	if txt, err := c.LookupTXT(ctx(t), "noedns.example"); err != nil || !slices.Equal(txt, []string{"plain DNS"}) {
+		t.Errorf("server without EDNS0: %q, %v; want the answer to the plain question", txt, err)
+	}
 	if mx, err := c.LookupMX(ctx(t), "nullmx.example"); err != nil || !slices.Equal(mx, []string{"."}) {
 		t.Errorf("null MX: %q, %v; want [.]", mx, err)
 	}
@@ -684,8 +693,8 @@ func TestAnswerMatching(t *testing.T) {
 	if _, err := c.LookupTXT(ctx(t), "nosoa.example"); !errors.Is(err, spf.ErrNotFound) {
 		t.Errorf("NXDOMAIN without SOA: err = %v", err)
 	}
-	if c.CacheLen() != 2 { // mixed and nullmx only
-		t.Errorf("CacheLen = %d, want 2", c.CacheLen())
+	if c.CacheLen() != 3 { // mixed, noedns and nullmx only
+		t.Errorf("CacheLen = %d, want 3", c.CacheLen())
 	}
 }
 
