@@ -101,6 +101,17 @@ var goldenCases = []struct {
 		in.MailFrom.Mechanism = "a"
 		return in
 	}},
+	{"null-sender-ip-literal-helo", func() Input {
+		// sendmail -bs style: no client address, an address-literal HELO,
+		// the null sender; SPF has no domain to check.
+		in := base()
+		in.ClientIP = netip.Addr{}
+		in.HELO = "[127.0.0.1]"
+		in.EnvelopeFrom = ""
+		in.HELOResult = &spf.Outcome{Result: spf.None, Identity: spf.IdentityHELO, Problem: "HELO is an address literal"}
+		in.MailFrom = spf.Outcome{Result: spf.None, Identity: spf.IdentityMailFrom, Problem: "null sender and HELO is an address literal"}
+		return in
+	}},
 	{"ipv6", func() Input {
 		in := base()
 		in.ClientIP = netip.MustParseAddr("2001:db8::25")
