@@ -205,6 +205,13 @@ func (c *Client) Evictions() uint64 {
 	return c.cache.evicted()
 }
 
+// LookupTXT returns the TXT records of name, the character-strings of each
+// joined (RFC 7208 §3.3).
+//
+// All lookups follow spf.Resolver: NXDOMAIN is an error wrapping
+// spf.ErrNotFound, "no data" an empty result and a nil error, anything else
+// an error wrapping one of this package's sentinels. Results are shared with
+// the cache: callers must not modify them.
 func (c *Client) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	e, err := c.lookup(ctx, key{name: normName(name), qtype: dns.TypeTXT})
 	if err != nil {
@@ -213,6 +220,7 @@ func (c *Client) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	return e.txt, e.err
 }
 
+// LookupA returns the IPv4 addresses of name (4-byte netip.Addr values).
 func (c *Client) LookupA(ctx context.Context, name string) ([]netip.Addr, error) {
 	e, err := c.lookup(ctx, key{name: normName(name), qtype: dns.TypeA})
 	if err != nil {
@@ -221,6 +229,7 @@ func (c *Client) LookupA(ctx context.Context, name string) ([]netip.Addr, error)
 	return e.addrs, e.err
 }
 
+// LookupAAAA returns the IPv6 addresses of name.
 func (c *Client) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, error) {
 	e, err := c.lookup(ctx, key{name: normName(name), qtype: dns.TypeAAAA})
 	if err != nil {
