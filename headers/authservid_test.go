@@ -1,6 +1,10 @@
 package headers
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/emersion/go-msgauth/authres"
+)
 
 func TestClaimsAuthservID(t *testing.T) {
 	const id = "mx.example.org"
@@ -73,5 +77,17 @@ func TestValidAuthservID(t *testing.T) {
 	fs := Fields(in)
 	if len(fs) != 1 || fs[0].Name != NameReceivedSPF {
 		t.Errorf("Fields with a bad authserv-id = %v", fs)
+	}
+}
+
+// TestAuthresParseAuthservID pins why ClaimsAuthservID has its own parser:
+// authres.Parse v0.7.0 does not skip a leading comment and does not unquote
+// a quoted-string authserv-id.
+func TestAuthresParseAuthservID(t *testing.T) {
+	if _, _, err := authres.Parse("(c) mx.example.org; spf=pass"); err == nil {
+		t.Error("authres.Parse now accepts a leading comment")
+	}
+	if id, _, _ := authres.Parse(`"mx.example.org"; spf=pass`); id != `"mx.example.org"` {
+		t.Errorf("authres.Parse now returns %q for a quoted authserv-id", id)
 	}
 }

@@ -50,15 +50,17 @@ type Input struct {
 // Fields returns the fields to prepend, in top-to-bottom order:
 // Authentication-Results first, then Received-SPF.
 //
-// Authentication-Results goes on top because it is the summary of this
-// host's checks that downstream filters and MUAs look for first: RFC 8601 §5
-// has them trust only the fields above the ones added at the ADMD boundary,
-// and this is the newest. Received-SPF sits directly below it: RFC 7208 §9.1
-// only requires it above the receiving MTA's Received: field and above any
-// other Received-SPF field, which holds either way since both are prepended.
+// Authentication-Results goes on top: RFC 8601 §2.1 makes it a trace field,
+// added at the top as the message transits, and it is the summary written
+// after the SPF checks that Received-SPF details, so it is the newest field.
+// Readers that trust only the fields carrying their border's authserv-id
+// (RFC 8601 §5, §7.1) find it first. Received-SPF sits directly below it:
+// RFC 7208 §9.1 only requires it above the receiving MTA's Received: field
+// and above any other Received-SPF field, which holds either way since both
+// are prepended.
 //
-// Authentication-Results is left out when AuthservID has no usable
-// characters (see ValidAuthservID); configuration must prevent that.
+// Authentication-Results is left out when AuthservID is not a valid
+// authserv-id (see ValidAuthservID); configuration must prevent that.
 func Fields(in Input) []Field {
 	var fs []Field
 	if v, ok := authResultsValue(in); ok {
