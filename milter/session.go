@@ -92,7 +92,8 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
 	// Postfix sends ABORT and a new EHLO after STARTTLS, Sendmail only the
 	// new EHLO: the last one is the client's word.
-	s.helo = name
+	// HELO also ends any transaction in progress (RFC 5321 §4.1.4).
+	s.helo, s.msg = name, nil
 	return gomilter.RespContinue, nil
 }
 
