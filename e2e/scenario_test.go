@@ -151,6 +151,7 @@ func runScenarios(t *testing.T, r *mtaRun) {
 				m  scenarioMsg
 			}
 			var delivered []sent
+			var refused []string
 			for i, m := range sc.msgs {
 				id := uniqueID(r.Name, sc.name, i)
 				err := c.send(t, message{ID: id, From: m.from, Header: m.header})
@@ -159,6 +160,7 @@ func runScenarios(t *testing.T, r *mtaRun) {
 					if err != nil && testing.Verbose() {
 						t.Logf("MAIL FROM:<%s> refused: %d %s", m.from, err.Code, err.Msg)
 					}
+					refused = append(refused, id)
 					c.reset(t)
 					continue
 				}
@@ -176,6 +178,13 @@ func runScenarios(t *testing.T, r *mtaRun) {
 				checkHeaders(t, r, got.Header, sc.helo, d.m.want)
 				if d.m.check != nil {
 					d.m.check(t, got.Header)
+				}
+			}
+			// The MTA delivers in order of acceptance; a refused message
+			// must not show up beside the ones that followed it.
+			for _, id := range refused {
+				if n := r.Sink.count(t, id); n != 0 {
+					t.Errorf("refused message %s was delivered %d times", id, n)
 				}
 			}
 		})

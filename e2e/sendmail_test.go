@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sendmailRoot is where .ci/install-deps unpacks the Sendmail packages;
+// Sendmail and Postfix conflict as packages, so it is not installed.
+func sendmailRoot() string {
+	if r := os.Getenv("SPFMILTER_SENDMAIL_ROOT"); r != "" {
+		return r
+	}
+	return "/opt/spfmilter-ci/sendmail"
+}
+
+// sendmailFilter is one milter of the test Sendmail.
+type sendmailFilter struct {
+	Name   string
+	Milter *milterProc
+}
+
+// sendmailDaemon is one listener of the test Sendmail.
+type sendmailDaemon struct {
+	Name   string
+	Family string // inet or inet6
+	Addr   string // 127.0.0.1 or ::1
+	Port   int
+	Filter string // the sendmailFilter it uses
+}
+
+// sendmailMC is the m4 source of the test configuration: relay everything
+// to the sink, accept from loopback only, and send each daemon's mail
+// through its own filter. The default filter (for sendmail -bs) is the
+// first one.
+func sendmailMC(root, dir string, sinkPort int, filters []sendmailFilter, daemons []sendmailDaemon) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "divert(-1)\ndivert(0)dnl\ninclude(`%s/usr/share/sendmail/cf/m4/cf.m4')dnl\n", root)
+	b.WriteString("VERSIONID(`spfmilter e2e')dnl\nOSTYPE(`linux')dnl\n")
+	for _, kv := range [][2]string{
+		{"confSERVICE_SWITCH_FILE", dir + "/service.switch"},
+		{"confHOSTS_FILE", "/etc/hosts"},
+		{"QUEUE_DIR", dir + "/mqueue"},
+		{"MSP_QUEUE_DIR", dir + "/mqueue-client"},
+		{"STATUS_FILE", dir + "/sendmail.st"},
+		{"confPID_FILE", dir + "/sendmail.pid"},
+		{"ALIAS_FILE", dir + "/aliases"},
+		{"confDOMAIN_NAME", mtaHost},
+		{"confLOG_LEVEL", "14"},
+		{"confMILTER_LOG_LEVEL", "14"},
+		{"confDONT_PROBE_INTERFACES", "True"},
+		{"confDELIVERY_MODE", "background"},
+		{"confTO_CONNECT", "10s"},
+		{"confTO_IDENT", "0s"},
+		{"SMART_HOST", "relay:[127.0.0.1]"},
+		{"RELAY_MAILER_ARGS", fmt.Sprintf("TCP $h %d", sinkPort)},
+		{"confINPUT_MAIL_FILTERS", filters[0].Name},
+	} {
+		fmt.Fprintf(&b, "define(`%s', `%s')dnl\n", kv[0], kv[1])
+	}
+	b.WriteString("FEATURE(`promiscuous_relay')dnl\nFEATURE(`accept_unresolvable_domains')dnl\nFEATURE(`nocanonify')dnl\n")
+	b.WriteString("FEATURE(`no_default_msa')dnl\n")
+	for _, d := range daemons {
+		fmt.Fprintf(&b, "DAEMON_OPTIONS(`Family=%s, Addr=%s, Port=%d, Name=%s, Listen=1024, I=%s')dnl\n",
+			d.Family, d.Addr, d.Port, d.Name, d.Filter)
+	}
+	for _, f := range filters {
+		// The timeouts are well above the milter's own DNS timeouts.
+		fmt.Fprintf(&b, "MAIL_FILTER(`%s', `S=inet:%d@127.0.0.1, F=T, T=C:10s;S:60s;R:60s;E:60s')dnl\n",
+			f.Name, f.Milter.Port)
+	}
+	b.WriteString("MAILER(`local')dnl\nMAILER(`smtp')dnl\n")
+	return b.String()
+}
+
+// syslogReader stands in for a syslog daemon when /dev/log is absent:
+// Sendmail logs only through syslog. The lines end up in the test log on
+// failure.
+func syslogReader(t *testing.T) *lockedBuffer {
+	t.Helper()
+	buf := &lockedBuffer{}
+	if _, err := os.Stat("/dev/log"); err == nil {
+		t.Log("/dev/log exists: Sendmail's log goes to the system's syslog")
+		return buf
+	}
+	pc, err := net.ListenPacket("unixgram", "/dev/log")
+	if err != nil {
+		t.Logf("no /dev/log reader (%v): Sendmail's log is lost", err)
+		return buf
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p := make([]byte, 8192)
+		for {
+			n, _, err := pc.ReadFrom(p)
+			if err != nil {
+				return
+			}
+			buf.Write(append(p[:n:n], '\n')) //nolint:errcheck
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		wg.Wait()
+		os.Remove("/dev/log")
+		if t.Failed() {
+			t.Logf("syslog (Sendmail):\n%s", buf.String())
+		}
+	})
+	return buf
+}
+
+// startSendmail builds sendmail.cf with m4 and runs the daemon in the
+// namespace. It returns the path of the cf for other modes (-bs).
+func startSendmail(t *testing.T, dir string, ns *namespace, sinkPort int,
+	filters []sendmailFilter, daemons []sendmailDaemon) string {
+	t.Helper()
+	root := sendmailRoot()
+	bin := filepath.Join(root, "usr/libexec/sendmail/sendmail")
+	m4 := needProgram(t, "m4")
+	for _, d := range []string{"mqueue", "mqueue-client"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range map[string]string{
+		"service.switch": "hosts files dns\naliases files\n",
+		"aliases":        "postmaster: root\n",
+		"sendmail.mc":    sendmailMC(root, dir, sinkPort, filters, daemons),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// m4 prints the cf on stdout and FEATURE warnings on stderr.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cf, err := exec.CommandContext(ctx, m4, filepath.Join(dir, "sendmail.mc")).Output()
+	if err != nil {
+		t.Fatalf("m4: %v", err)
+	}
+	cfPath := filepath.Join(dir, "sendmail.cf")
+	if err := os.WriteFile(cfPath, cf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syslogReader(t)
+	// -bD: the daemon in the foreground, a child of ours.
+	p := startProc(t, "sendmail", ns.command(bin, "-C", cfPath, "-bD", "-q30m", "-ODontBlameSendmail=ForwardFileInGroupWritableDirPath"), nil)
+	for _, d := range daemons {
+		host := d.Addr
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		waitListening(t, p, fmt.Sprintf("%s:%d", host, d.Port), 90*time.Second)
+	}
+	return cfPath
+}
+
+// sendmailRun starts the DNS server, the two milters, the sink and Sendmail.
+func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
+	t.Helper()
+	needRoot(t)
+	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"),
+		"Sendmail (unpacked by .ci/install-deps into "+sendmailRoot()+")")
+	needProgram(t, "smtp-sink")
+	dir := safeRunDir(t)
+	dns := startDNS(t)
+	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	mark := startMilter(t, "mark", dns.Addr())
+	rej := startMilter(t, "reject", dns.Addr(), "--reject", "fail")
+	s := startSink(t, openRunDir(t))
+	p1, p2 := freePort(t), freePort(t)
+	r := &mtaRun{
+		Name:    "sendmail",
+		Mark4:   fmt.Sprintf("127.0.0.1:%d", p1),
+		Mark6:   fmt.Sprintf("[::1]:%d", p1),
+		Reject4: fmt.Sprintf("127.0.0.1:%d", p2),
+		Sink:    s,
+		OwnReceived: func(f headerField) bool {
+			return strings.Contains(f.Value, "by "+mtaHost+" (8.")
+		},
+	}
+	cf := startSendmail(t, dir, ns, s.Port,
+		[]sendmailFilter{{Name: "spfmark", Milter: mark}, {Name: "spfreject", Milter: rej}},
+		[]sendmailDaemon{
+			{Name: "MTA-v4", Family: "inet", Addr: "127.0.0.1", Port: p1, Filter: "spfmark"},
+			{Name: "MTA-v6", Family: "inet6", Addr: "::1", Port: p1, Filter: "spfmark"},
+			{Name: "MTA-reject", Family: "inet", Addr: "127.0.0.1", Port: p2, Filter: "spfreject"},
+		})
+	return r, ns, cf
+}
+
+func TestSendmail(t *testing.T) {
+	r, _, _ := sendmailRun(t)
+	runScenarios(t, r)
+}
