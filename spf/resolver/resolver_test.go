@@ -547,10 +547,17 @@ func TestNegativeCaching(t *testing.T) {
 
 func TestCoalescing(t *testing.T) {
 	s := spftest.NewServer(t, world())
-	s.SetDelay(200 * time.Millisecond)
-	for _, size := range []int{0, -1} { // with and without a cache
+	// With a cache, a lookup starting after the query ended is a hit; without
+	// one it would ask again, so the answer is held back long enough for
+	// every goroutine to have started.
+	for _, tc := range []struct {
+		size  int
+		delay time.Duration
+	}{{0, 200 * time.Millisecond}, {-1, time.Second}} {
+		size := tc.size
+		s.SetDelay(tc.delay)
 		s.ResetLog()
-		c := newClient(t, Options{Servers: []string{s.Addr()}, CacheSize: size})
+		c := newClient(t, Options{Servers: []string{s.Addr()}, CacheSize: size, Timeout: 10 * time.Second})
 		const n = 20
 		var wg sync.WaitGroup
 		errs := make(chan error, n)
