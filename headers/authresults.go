@@ -55,7 +55,7 @@ func authResultsValue(in Input) (string, bool) {
 	parts := strings.Split(authres.Format(id, results), ";")
 	groups := make([][]string, len(parts))
 	for i, p := range parts {
-		groups[i] = strings.Fields(p)
+		groups[i] = words(p)
 		if i < len(parts)-1 && len(groups[i]) > 0 {
 			groups[i][len(groups[i])-1] += ";"
 		}
@@ -156,7 +156,7 @@ func authservToken(id string) string {
 	if d := domainPvalue(id); d != "" {
 		return d
 	}
-	if len(id) > maxDomain {
+	if len(id) > maxDomain || id == "." {
 		return ""
 	}
 	for i := 0; i < len(id); i++ {

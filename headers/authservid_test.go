@@ -66,7 +66,7 @@ func TestValidAuthservID(t *testing.T) {
 			t.Errorf("ValidAuthservID(%q) = false", id)
 		}
 	}
-	for _, id := range []string{"", " ", "mx example", "mx;example", "a=b", "\"q\"", "mx\r\n.example"} {
+	for _, id := range []string{"", " ", ".", "mx example", "mx;example", "a=b", "\"q\"", "mx\r\n.example"} {
 		if ValidAuthservID(id) {
 			t.Errorf("ValidAuthservID(%q) = true", id)
 		}

@@ -44,3 +44,9 @@ func fold(name string, groups ...[]string) string {
 	}
 	return b.String()
 }
+
+// words splits s at ASCII spaces, the only white space left in cleaned text.
+// Other Unicode spaces are content and stay inside their word.
+func words(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ' ' })
+}

@@ -2,7 +2,6 @@ package headers
 
 import (
 	"net/netip"
-	"strings"
 
 	"github.com/spfmilter/spfmilter/spf"
 )
@@ -78,8 +77,7 @@ func knownResult(r spf.Result) spf.Result {
 // examples.
 func (r ReceivedSPF) Value() string {
 	res := knownResult(r.Result)
-	words := []string{string(res)}
-	words = append(words, strings.Fields(r.comment(res))...)
+	ws := append([]string{string(res)}, words(r.comment(res))...)
 
 	var kv []string
 	if r.ClientIP.IsValid() {
@@ -110,7 +108,7 @@ func (r ReceivedSPF) Value() string {
 	for i := range kv[:len(kv)-1] {
 		kv[i] += ";"
 	}
-	return fold(NameReceivedSPF, append(words, kv...))
+	return fold(NameReceivedSPF, append(ws, kv...))
 }
 
 // comment returns the text of the conventional comment, parentheses
