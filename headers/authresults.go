@@ -27,7 +27,7 @@ import (
 //     (quoted local-parts, SRS and BATV addresses with '=') only the domain,
 //     which RFC 8601 §2.3's pvalue allows. The null sender is reported as
 //     postmaster@<HELO>, the mailbox that was checked (RFC 7208 §2.4).
-//   - Domains are A-labels (RFC 8616 §4 allows them in any message).
+//   - Domains are A-labels (RFC 8616 allows them in any message).
 //   - The HELO resinfo is left out when the HELO is not a domain name (an
 //     address literal, garbage): a bare "spf=<result>" could not be told from
 //     the MAIL FROM result.

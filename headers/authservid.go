@@ -4,7 +4,7 @@ import "strings"
 
 // isTokenByte reports bytes of an RFC 2045 token (RFC 8601 §2.2 value):
 // any CHAR except SPACE, CTLs and tspecials. Bytes of UTF-8 sequences are
-// accepted too, for U-label authserv-ids (RFC 8616 §4).
+// accepted too, for U-label authserv-ids (RFC 8616).
 func isTokenByte(c byte) bool {
 	if c <= ' ' || c == 0x7f {
 		return false
@@ -91,7 +91,7 @@ func parseAuthservID(v string) (string, bool) {
 
 // sameAuthservID compares authserv-ids the way domain names compare: case
 // does not matter (RFC 8601 §2.5 recommends a domain name; RFC 4343), nor does
-// a trailing dot, and U-labels equal their A-labels (RFC 8616 §4). Ids that
+// a trailing dot, and U-labels equal their A-labels (RFC 8616). Ids that
 // are not domain names compare case-insensitively.
 func sameAuthservID(a, b string) bool {
 	a, b = strings.TrimSpace(a), strings.TrimSpace(b)

@@ -48,7 +48,7 @@ func TestClaimsAuthservID(t *testing.T) {
 }
 
 func TestClaimsAuthservIDIDN(t *testing.T) {
-	// RFC 8616 §4: the U-label and A-label forms name the same host.
+	// RFC 8616: the U-label and A-label forms name the same host.
 	if !ClaimsAuthservID("mx.xn--bcher-kva.example; none", "mx.bücher.example") {
 		t.Error("A-label field does not match U-label id")
 	}
