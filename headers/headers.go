@@ -6,10 +6,10 @@
 // explanation, a problem text) is untrusted: control characters, CR, LF, NUL
 // and invalid UTF-8 are replaced by '?', values are length-capped, and values
 // that are not dot-atoms are written as quoted-strings. Valid UTF-8 is kept in
-// Received-SPF: an SMTP client can only send it in an SMTPUTF8 transaction,
-// whose message may carry UTF-8 header fields (RFC 6532 §3.2), and RFC 8616
-// §4 allows UTF-8 local-parts and U-labels there. Authentication-Results uses
-// A-labels for every domain, which is valid in any message.
+// Received-SPF: a compliant client sends it only in an SMTPUTF8 transaction
+// (RFC 6531), whose message may carry UTF-8 header fields (RFC 6532 §3.2),
+// and RFC 8616 allows UTF-8 local-parts and U-labels there. Authentication-
+// Results uses A-labels for every domain, which is valid in any message.
 //
 // Field values are folded with CRLF followed by a tab, so that lines stay
 // within 78 characters where the content allows and never exceed 998 octets
