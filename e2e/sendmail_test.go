@@ -201,6 +201,58 @@ func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 }
 
 func TestSendmail(t *testing.T) {
-	r, _, _ := sendmailRun(t)
+	r, ns, cf := sendmailRun(t)
 	runScenarios(t, r)
+	t.Run("sendmail -bs", func(t *testing.T) { testSendmailBS(t, r, ns, cf) })
+}
+
+// testSendmailBS drives `sendmail -bs` (SMTP on standard input, as local
+// submission programs do) with swaks. Sendmail then connects to the milter
+// with no client address at all. There is nothing to check SPF against, so
+// the message must pass unmarked (no Received-SPF, no Authentication-Results
+// of ours), a forged field with our authserv-id must still be removed, and
+// the milter must keep serving.
+func testSendmailBS(t *testing.T, r *mtaRun, ns *namespace, cf string) {
+	swaks := needProgram(t, "swaks")
+	bin := filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail")
+	id := uniqueID(r.Name, "bs", 0)
+	m := message{ID: id, From: "bob@" + failDomain, Header: []string{
+		"Authentication-Results: " + authservID + "; spf=pass smtp.mailfrom=bob@" + failDomain,
+	}}
+	dataFile := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(dataFile, []byte(m.data()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var pipe []string
+	for _, a := range ns.command(bin, "-C", cf, "-bs").Args {
+		pipe = append(pipe, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+	}
+	out, err := runCmd(2*time.Minute, swaks, "--pipe", strings.Join(pipe, " "),
+		"--helo", clientHELO, "--from", m.From, "--to", m.rcpt(), "--data", "@"+dataFile)
+	if testing.Verbose() {
+		t.Logf("swaks:\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("sendmail -bs did not accept the message: %v", err)
+	}
+	got := r.Sink.wait(t, id, 60*time.Second)
+	for _, f := range got.Header {
+		if strings.EqualFold(f.Name, "Received-SPF") {
+			t.Errorf("Received-SPF added without a client address: %s", f.Value)
+		}
+		if strings.EqualFold(f.Name, "Authentication-Results") {
+			t.Errorf("Authentication-Results left or added without a client address: %s", f.Value)
+		}
+	}
+	// The marking milter still answers: a normal SMTP message goes through
+	// and is checked.
+	c := dialSMTP(t, r.Mark4, clientHELO)
+	id2 := uniqueID(r.Name, "after-bs", 0)
+	if err := c.send(t, message{ID: id2, From: "alice@" + passDomain}); err != nil {
+		t.Fatalf("after sendmail -bs, a message was refused: %d %s", err.Code, err.Msg)
+	}
+	c.quit()
+	checkHeaders(t, r, r.Sink.wait(t, id2, 60*time.Second).Header, clientHELO,
+		spfWant{Result: "pass", ClientIP: "127.0.0.1", From: "alice@" + passDomain,
+			Mailbox: "alice@" + passDomain, Mechanism: "ip4:127.0.0.1"})
 }
