@@ -76,11 +76,12 @@ func (c *cache) put(e *entry) int {
 	c.m[e.key] = e
 	c.pushFront(e)
 	n := 0
-	// Each entry is passed over at most once before one is evicted, so the
-	// sweep ends within 2×max steps.
+	// The sweep passes over the new entry and over used ones (clearing the
+	// mark): each at most once before an unused old entry is found, so it
+	// ends within max+2 steps.
 	for len(c.m) > c.max {
 		old := c.list.prev
-		if old != e && old.used.Load() {
+		if old == e || old.used.Load() {
 			old.used.Store(false)
 			c.unlink(old)
 			c.pushFront(old)
