@@ -260,7 +260,7 @@ func TestIncludeAndRedirect(t *testing.T) {
 		{"v=spf1 include:err.example.com +all", spf.Temperror, "include:err.example.com"},
 		{"v=spf1 redirect=fail.example.com", spf.Fail, "-all"},
 		{"v=spf1 ?all redirect=fail.example.com", spf.Neutral, "?all"},
-		{"v=spf1 redirect=norec.example.com", spf.Permerror, ""},
+		{"v=spf1 redirect=norec.example.com", spf.Permerror, "redirect=norec.example.com"},
 		{"v=spf1 ip4:198.51.100.0/24", spf.Neutral, "default"},
 	} {
 		t.Run(tc.rec, func(t *testing.T) {

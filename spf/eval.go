@@ -50,6 +50,7 @@ type evaluator struct {
 
 	ptrDone  bool
 	ptrNames []string // validated PTR names, for %{p}
+	iMacro   string   // %{i}, computed on first use
 
 	buf [maxDomainLen + 64]byte // scratch for macro expansion
 }
@@ -172,20 +173,20 @@ func (e *evaluator) checkHost(domain string, wantExp bool) (Result, string, stri
 	// §6.1: redirect applies only when no mechanism matched.
 	if rec.hasRedirect {
 		if fail := e.countTerm("redirect=" + rec.redirect.raw); fail != "" {
-			return fail, "", ""
+			return fail, "redirect=" + rec.redirect.raw, ""
 		}
 		target, ok := e.expandDomain(&rec.redirect, domain)
 		if e.tracing {
 			e.tracef("%s: redirect to %s", domain, target)
 		}
 		if !ok {
-			return e.fail(Permerror, "redirect to an invalid domain"), "", ""
+			return e.fail(Permerror, "redirect to an invalid domain"), "redirect=" + rec.redirect.raw, ""
 		}
 		res, mech, exp := e.checkHost(target, wantExp)
 		if res == None {
 			// §6.1: a redirect to a domain without a record is permerror.
 			e.problem = ""
-			return e.fail(Permerror, "redirect to "+target+", which has no SPF record"), "", ""
+			return e.fail(Permerror, "redirect to "+target+", which has no SPF record"), "redirect=" + rec.redirect.raw, ""
 		}
 		return res, mech, exp
 	}
@@ -200,7 +201,7 @@ func (e *evaluator) checkHost(domain string, wantExp bool) (Result, string, stri
 // when that is not a queryable name.
 func (e *evaluator) expandDomain(m *macroString, domain string) (string, bool) {
 	if m.static {
-		return m.value, validQueryName(m.value)
+		return m.value, m.valid
 	}
 	name := truncateDomain(e.expandMacro(e.buf[:0], m, domain))
 	return name, validQueryName(name)
@@ -455,10 +456,14 @@ func (e *evaluator) macroValue(letter byte, domain string) string {
 	case 'd':
 		return domain
 	case 'i':
-		if e.ip.Is4() {
-			return e.ip.String()
+		if e.iMacro == "" {
+			if e.ip.Is4() {
+				e.iMacro = e.ip.String()
+			} else {
+				e.iMacro = string(appendNibbles(nil, e.ip.As16()))
+			}
 		}
-		return string(appendNibbles(nil, e.ip.As16()))
+		return e.iMacro
 	case 'p':
 		return e.validatedName(domain)
 	case 'v':

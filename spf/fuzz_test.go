@@ -23,7 +23,7 @@ func FuzzParse(f *testing.F) {
 		}
 		r := parseRecord(txt)
 		if r.err != nil {
-			if r.terms != nil && len(r.terms) > 0 {
+			if len(r.terms) > 0 {
 				t.Fatalf("error %v with terms", r.err)
 			}
 			_ = r.err.Error()

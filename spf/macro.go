@@ -35,6 +35,7 @@ type macroString struct {
 	parts  []macroPart
 	static bool
 	value  string
+	valid  bool // static and value is a queryable name
 	// tail is the raw text after the last macro-expand; endsExpand is
 	// set when the string ends in one. Both decide domain-end (§7.1).
 	tail       string
@@ -172,6 +173,7 @@ func parseDomainSpec(s string) (macroString, error) {
 	}
 	if m.static {
 		m.value = lowerASCII(strings.TrimSuffix(m.value, "."))
+		m.valid = validQueryName(m.value)
 	}
 	return m, nil
 }

@@ -73,8 +73,11 @@ type Outcome struct {
 	Sender string
 	// Mechanism is the text of the mechanism that matched (e.g. "ip4:192.0.2.0/24",
 	// "-all"), or "default" when nothing matched and the default neutral applied.
+	// After a redirect it is the target record's mechanism. For permerror and
+	// temperror it is the term being evaluated when the check stopped, if any
+	// (e.g. "redirect=example.net"); for none it is empty.
 	Mechanism   string
-	Explanation string // only for fail, from exp= or the default
+	Explanation string // only for fail: the expanded exp= text, else DefaultExplanation
 	Problem     string // why for permerror / temperror / none
 	DNSLookups  int    // DNS-causing terms evaluated (RFC 7208 §4.6.4)
 	VoidLookups int
