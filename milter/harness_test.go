@@ -132,7 +132,7 @@ func (s *syncBuffer) String() string {
 
 // harness is a Server on a loopback port.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	addr   string
 	obs    *recorder
@@ -140,7 +140,7 @@ type harness struct {
 	served chan error
 }
 
-func start(t *testing.T, o Options) *harness {
+func start(t testing.TB, o Options) *harness {
 	t.Helper()
 	h := &harness{t: t, obs: &recorder{}, logs: &syncBuffer{}, served: make(chan error, 1)}
 	if o.Observer == nil {
@@ -175,7 +175,7 @@ func (h *harness) client() *gomilter.Client {
 
 // mta drives one milter connection the way an MTA does.
 type mta struct {
-	t  *testing.T
+	t  testing.TB
 	cs *gomilter.ClientSession
 }
 
