@@ -77,11 +77,17 @@ type Observer interface {
 	ConnOpened()
 	ConnClosed()
 	// SPFResult is called once per evaluated identity ("helo", "mailfrom").
+	// A HELO result reused for a later message of the same connection is
+	// not evaluated again and not reported again.
 	SPFResult(identity, result string, d time.Duration)
 	// Action is called once per message: action is "accept", "reject",
-	// "tempfail" or "skip"; reason is "" or, for skip, "trusted_network" or
-	// "authenticated"; dry-run verdicts report the action they would take
-	// with reason "dry_run".
+	// "tempfail" or "skip"; reason is "" or, for skip, "trusted_network",
+	// "authenticated", "no_client_ip" (the MTA gave no client address) or
+	// "unconfigured" (no Config or Checker; also counted as Error("mail"));
+	// dry-run verdicts report the action they would take with reason
+	// "dry_run". Reject and tempfail are reported at MAIL FROM, the others
+	// at end of message, so a transaction aborted before its end is not
+	// counted.
 	Action(action, reason string)
 	// Error counts failures by milter stage ("connect", "helo", "mail",
 	// "header", "eom").
@@ -94,5 +100,7 @@ type Options struct {
 	Logger         *slog.Logger
 	Observer       Observer      // may be nil
 	IdleTimeout    time.Duration // per-connection read idle timeout; 0 = none
-	MaxConnections int           // 0 = unlimited
+	// MaxConnections caps the open milter connections; 0 = unlimited.
+	// Connections beyond it wait in the listen backlog (see NewServer).
+	MaxConnections int
 }
