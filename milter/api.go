@@ -96,10 +96,10 @@ type Observer interface {
 
 // Options are fixed for the life of a Server.
 type Options struct {
-	Config         *Config
-	Logger         *slog.Logger
-	Observer       Observer      // may be nil
-	IdleTimeout    time.Duration // per-connection read idle timeout; 0 = none
+	Config      *Config
+	Logger      *slog.Logger
+	Observer    Observer      // may be nil
+	IdleTimeout time.Duration // per-connection read idle timeout; 0 = none
 	// MaxConnections caps the open milter connections; 0 = unlimited.
 	// Connections beyond it wait in the listen backlog (see NewServer).
 	MaxConnections int
