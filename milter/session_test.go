@@ -513,3 +513,48 @@ func TestQueueIDFromMailStage(t *testing.T) {
 		t.Errorf("log:\n%s", h.logs.String())
 	}
 }
+
+// A client that never sent HELO: only MAIL FROM is checked and reported.
+func TestNoHELO(t *testing.T) {
+	h := start(t, Options{Config: testConfig(world())})
+	m := h.connect(gomilter.FamilyInet, clientA)
+	got := m.accepted("alice@pass.test", "QNOHELO")
+	if len(got) != 2 || strings.Contains(got[0].value, "smtp.helo") ||
+		!strings.Contains(unfold(got[0].value), "spf=pass smtp.mailfrom=alice@pass.test") {
+		t.Errorf("fields %s", dump(got))
+	}
+	_, _, _, results, _ := h.obs.snapshot()
+	if !slices.Equal(results, []string{"mailfrom=pass"}) {
+		t.Errorf("results %v", results)
+	}
+}
+
+// A new config brings a new checker: the HELO is evaluated again with it.
+func TestSetConfigRechecksHELO(t *testing.T) {
+	r := world()
+	h := start(t, Options{Config: testConfig(r)})
+	m := h.connect(gomilter.FamilyInet, clientA)
+	m.helo("helo.pass.test")
+	m.accepted("alice@pass.test", "Q1")
+	m.accepted("alice@pass.test", "Q2")
+	h.srv.SetConfig(testConfig(r))
+	m.accepted("alice@pass.test", "Q3")
+	_, _, _, results, _ := h.obs.snapshot()
+	want := []string{"helo=pass", "mailfrom=pass", "mailfrom=pass", "helo=pass", "mailfrom=pass"}
+	if !slices.Equal(results, want) {
+		t.Errorf("results %v, want %v", results, want)
+	}
+}
+
+// Without a config the milter lets mail through untouched and says so.
+func TestNoConfig(t *testing.T) {
+	h := start(t, Options{})
+	m := h.connect(gomilter.FamilyInet, clientA)
+	m.helo("helo.pass.test")
+	got := m.accepted("bob@fail.test", "QNC", field{"Subject", "x"})
+	checkFields(t, got, []field{{"Subject", "x"}})
+	_, _, actions, _, errs := h.obs.snapshot()
+	if !slices.Equal(actions, []string{"skip/unconfigured"}) || !slices.Equal(errs, []string{"mail"}) {
+		t.Errorf("actions %v, errors %v", actions, errs)
+	}
+}
