@@ -290,16 +290,19 @@ func (k key) String() string {
 // lookup answers k from the cache or, sharing the query with concurrent
 // lookups of k, from the servers. A nil error means e holds the answer, whose
 // err may be the NXDOMAIN error.
+//
+// A cached answer is returned without looking at ctx: it costs nothing to
+// wait for, and asking a context whether it is done is not free.
 func (c *Client) lookup(ctx context.Context, k key) (*entry, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("resolver: %s %s: %w: %w", dns.TypeToString[k.qtype], k.name, ErrTimeout, err)
-	}
 	if c.cache != nil {
 		if e := c.cache.get(k, c.now()); e != nil {
 			c.obs.ObserveCache(CacheHit)
 			return e, nil
 		}
 		c.obs.ObserveCache(CacheMiss)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("resolver: %s %s: %w: %w", dns.TypeToString[k.qtype], k.name, ErrTimeout, err)
 	}
 	if k.qtype != dns.TypePTR {
 		if err := checkName(k.name); err != nil {
