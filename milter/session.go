@@ -85,7 +85,7 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 	s.ip = clientAddr(addr, m.Macros)
 	s.helo, s.heloCheck, s.msg = "", nil, nil
 	s.log().Debug("milter connect", "host", host, "family", family, "client_ip", addrString(s.ip),
-		"daemon_name", s.daemonName)
+		"client_addr_macro", m.Macros["{client_addr}"], "j", s.j, "daemon_name", s.daemonName)
 	return gomilter.RespContinue, nil
 }
 
