@@ -209,10 +209,10 @@ func (e *evaluator) expandDomain(m *macroString, domain string) (string, bool) {
 
 // target is the domain a mechanism applies to: its domain-spec or <domain>.
 func (e *evaluator) target(t *term, domain string) (string, bool) {
-	if !t.hasDomain {
+	if t.domain == nil {
 		return domain, true
 	}
-	return e.expandDomain(&t.domain, domain)
+	return e.expandDomain(t.domain, domain)
 }
 
 // evalTerm evaluates one mechanism (RFC 7208 §5). fail is set when the check

@@ -36,7 +36,7 @@ func FuzzParse(f *testing.F) {
 			if m.kind < mechAll || m.kind > mechExists {
 				t.Fatalf("kind %d", m.kind)
 			}
-			if m.hasDomain && m.domain.static && (lowerASCII(m.domain.value) != m.domain.value || strings.HasSuffix(m.domain.value, ".")) {
+			if m.domain != nil && m.domain.static && (lowerASCII(m.domain.value) != m.domain.value || strings.HasSuffix(m.domain.value, ".")) {
 				t.Fatalf("static domain %q not normalized", m.domain.value)
 			}
 			if (m.kind == mechIP4 || m.kind == mechIP6) && !m.prefix.IsValid() {

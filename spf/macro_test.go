@@ -272,7 +272,7 @@ func TestParseRecordTerms(t *testing.T) {
 	if a := r.terms[1]; a.cidr4 != 24 || a.cidr6 != 64 || a.domain.static {
 		t.Errorf("a: %+v", a)
 	}
-	if mx := r.terms[2]; mx.cidr4 != 16 || mx.cidr6 != 128 || mx.hasDomain {
+	if mx := r.terms[2]; mx.cidr4 != 16 || mx.cidr6 != 128 || mx.domain != nil {
 		t.Errorf("mx: %+v", mx)
 	}
 	if p := r.terms[4].prefix; p != netip.MustParsePrefix("2001:db8::/32") {

@@ -22,14 +22,13 @@ const (
 
 // term is one parsed directive.
 type term struct {
-	kind      mechKind
-	result    Result // from the qualifier (§4.6.2)
-	text      string // as written in the record
-	hasDomain bool   // a domain-spec was given; otherwise <domain> applies
-	domain    macroString
-	prefix    netip.Prefix // ip4, ip6
-	cidr4     int          // a, mx: IPv4 prefix length
-	cidr6     int          // a, mx: IPv6 prefix length
+	kind   mechKind
+	result Result       // from the qualifier (§4.6.2)
+	text   string       // as written in the record
+	domain *macroString // the domain-spec; nil means <domain>
+	prefix netip.Prefix // ip4, ip6
+	cidr4  int          // a, mx: IPv4 prefix length
+	cidr6  int          // a, mx: IPv6 prefix length
 }
 
 // record is a parsed SPF record (RFC 7208 §4.5, §4.6). A record with a syntax
@@ -230,7 +229,7 @@ func (m *term) setDomain(t, spec string) *record {
 	if err != nil {
 		return synErr(t, err.Error())
 	}
-	m.hasDomain, m.domain = true, d
+	m.domain = &d
 	return nil
 }
 
