@@ -6,7 +6,7 @@ import "errors"
 // underlying error; test with errors.Is. A name that does not exist is not a
 // failure: it wraps spf.ErrNotFound.
 var (
-	// ErrServFail: every server answered SERVFAIL (RCODE 2).
+	// ErrServFail: the server answered SERVFAIL (RCODE 2).
 	ErrServFail = errors.New("resolver: server failure")
 	// ErrRefused: the server refused the question (RCODE 5).
 	ErrRefused = errors.New("resolver: query refused")

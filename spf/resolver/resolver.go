@@ -37,14 +37,13 @@ const (
 	DefaultMaxTTL     = 24 * time.Hour
 )
 
-const (
-	// udpSize is the EDNS0 buffer size advertised: the DNS flag day 2020
-	// value, which avoids IP fragmentation on common paths.
-	udpSize = 1232
-	// MaxCNAMEChain bounds the CNAMEs followed for one lookup, within answers
-	// and across queries.
-	MaxCNAMEChain = 10
-)
+// MaxCNAMEChain bounds the CNAMEs followed for one lookup, within answers and
+// across queries.
+const MaxCNAMEChain = 10
+
+// udpSize is the EDNS0 buffer size advertised: the DNS flag day 2020 value,
+// which avoids IP fragmentation on common paths.
+const udpSize = 1232
 
 // Options configure a Client. The zero value asks the servers of
 // /etc/resolv.conf with the defaults above.
