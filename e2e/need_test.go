@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -21,14 +22,21 @@ func unavailable(t testing.TB, format string, args ...any) {
 }
 
 // needProgram returns the path of an external program, or skips (fails under
-// CI=true) when it is not installed.
+// CI=true) when it is not installed. The sbin directories are searched too:
+// the MTAs live there and a test runner's PATH may leave them out.
 func needProgram(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
-	if err != nil {
-		unavailable(t, "%s is not installed: %v", name, err)
+	if err == nil {
+		return p
 	}
-	return p
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if q, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
+			return q
+		}
+	}
+	unavailable(t, "%s is not installed: %v", name, err)
+	return ""
 }
 
 // needFile skips (fails under CI=true) when path does not exist.
