@@ -17,7 +17,7 @@ var (
 	// RFC 7208 §2.6.
 	results = []string{"none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"}
 	actions = []string{"accept", "reject", "tempfail", "skip"}
-	reasons = []string{reasonNone, "trusted_network", "authenticated", "dry_run"}
+	reasons = []string{reasonNone, "trusted_network", "authenticated", "no_client_ip", "unconfigured", "dry_run"}
 	stages  = []string{"connect", "helo", "mail", "header", "eom"}
 	qtypes  = []string{"TXT", "A", "AAAA", "MX", "PTR"}
 	// outcomes of one DNS query: NOERROR with answers, NXDOMAIN, NOERROR
@@ -35,6 +35,8 @@ var actionReasons = [][2]string{
 	{"tempfail", reasonNone},
 	{"skip", "trusted_network"},
 	{"skip", "authenticated"},
+	{"skip", "no_client_ip"},
+	{"skip", "unconfigured"},
 	{"accept", "dry_run"},
 	{"reject", "dry_run"},
 	{"tempfail", "dry_run"},

@@ -80,7 +80,7 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	}, []string{"identity"})
 	m.actions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "milter", Name: "actions_total",
-		Help: "Messages by action taken (accept, reject, tempfail, skip) and reason (none, trusted_network, authenticated, dry_run).",
+		Help: "Messages by action taken (accept, reject, tempfail, skip) and reason (none, trusted_network, authenticated, no_client_ip, unconfigured, dry_run).",
 	}, []string{"action", "reason"})
 	m.connections = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "milter", Name: "connections_total",
