@@ -384,7 +384,12 @@ func (e *evaluator) validates(name string) bool {
 }
 
 // validatedName is %{p} (§7.3): a validated name of the client equal to
-// domain, else one under domain, else any, else "unknown".
+// domain, else one under domain, else any, else "unknown". The PTR answer is
+// looked up once per check and at most MaxPTRNames names are validated
+// (§4.6.4). It adds no DNS term of its own: the limit counts mechanisms and
+// modifiers, the one carrying the macro is already counted, and %{p} in exp
+// text must not be able to turn a fail into permerror. Lookup errors give
+// "unknown" (§5.5 treats them as "not validated").
 func (e *evaluator) validatedName(domain string) string {
 	if !e.ptrDone {
 		e.ptrDone = true

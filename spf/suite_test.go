@@ -19,9 +19,10 @@ import (
 	"github.com/spfmilter/spfmilter/spf/spftest"
 )
 
-// The openspf conformance suites (see SOURCE.md next to them). They are not
-// copied into this repository; SPF_SUITE_DIR points at them, by default the
-// shared folder two levels above the repository root's spf/ directory.
+// The openspf conformance suites (see SOURCE.md next to them) are not copied
+// into this repository. SPF_SUITE_DIR names their folder; a relative path is
+// taken from the repository root, and the default is ../shared/spf-suite
+// (the repository's sibling). Tests run in spf/, hence the extra "..".
 
 type strOrList []string
 
@@ -58,7 +59,10 @@ type scenario struct {
 func suiteDir(t *testing.T) string {
 	dir := os.Getenv("SPF_SUITE_DIR")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "spf-suite")
+		dir = filepath.Join("..", "shared", "spf-suite")
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join("..", dir)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "rfc7208-tests.yml")); err != nil {
 		if os.Getenv("CI") == "true" {
