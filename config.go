@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spfmilter/spfmilter/milter"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -133,8 +134,8 @@ var settings = []*setting{
 		},
 	},
 	{
-		key: "dns_timeout", def: "5s", arg: "DURATION",
-		usage: "Timeout of one DNS query.", reload: true,
+		key: "dns_timeout", def: "2s", arg: "DURATION",
+		usage: "Timeout of one DNS query to one server (each server is tried twice).", reload: true,
 		set: duration(func(c *Config) *time.Duration { return &c.DNSTimeout }, false),
 	},
 	{
@@ -218,8 +219,8 @@ var settings = []*setting{
 		set: boolean(func(c *Config) *bool { return &c.DryRun }),
 	},
 	{
-		key: "reject_text", def: "", defDoc: "the milter's built-in text", arg: "TEXT",
-		usage: "Reply text of rejections; the milter package documents its placeholders.", reload: true,
+		key: "reject_text", def: milter.DefaultRejectText, arg: "TEXT",
+		usage: "Reply text when mail is refused, with placeholders `{result}`, `{identity}`, `{domain}`, `{sender}`, `{ip}`, `{helo}` and `{explanation}` (the record's explanation, else the problem).", reload: true,
 		set: one(func(c *Config, v string) error {
 			if strings.ContainsAny(v, "\r\n\x00") {
 				return fmt.Errorf("bad text %q (line breaks are not allowed)", v)

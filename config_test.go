@@ -49,7 +49,7 @@ func TestDefaults(t *testing.T) {
 		ListenMode:        0o660,
 		HTTPListen:        "127.0.0.1:9466",
 		Resolvers:         nil, // /etc/resolv.conf
-		DNSTimeout:        5 * time.Second,
+		DNSTimeout:        2 * time.Second,
 		CacheSize:         10000,
 		CheckTimeout:      20 * time.Second, // RFC 7208 §4.6.4
 		AuthservID:        "",
@@ -61,7 +61,7 @@ func TestDefaults(t *testing.T) {
 		RejectHELO:        []spf.Result{},
 		DeferTemperror:    false,
 		DryRun:            false,
-		RejectText:        "",
+		RejectText:        "SPF {result} for {domain}: {explanation}",
 		IdleTimeout:       10 * time.Minute,
 		MaxConnections:    1000,
 		ShutdownTimeout:   30 * time.Second,

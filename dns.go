@@ -1,19 +1,17 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"slices"
 	"time"
 
 	"github.com/spfmilter/spfmilter/metrics"
-	"github.com/spfmilter/spfmilter/spf"
+	"github.com/spfmilter/spfmilter/spf/resolver"
 )
 
 // dnsClient is the resolver built from the DNS settings. A reload keeps it,
 // and its cache, unless those settings changed.
 type dnsClient struct {
-	resolver  spf.Resolver
+	resolver  *resolver.Client
 	servers   []string
 	timeout   time.Duration
 	cacheSize int
@@ -21,10 +19,25 @@ type dnsClient struct {
 
 // newDNSClient builds the resolver for c; m, when not nil, observes it.
 func newDNSClient(c *Config, m *metrics.Metrics) (*dnsClient, error) {
-	// WIRING POINT: spf/resolver.New(resolver.Options{Servers, Timeout,
-	// CacheSize, Observer}) once that package exists.
-	_ = m
-	return nil, errors.New("resolver: not available")
+	opts := resolver.Options{
+		Servers:   c.Resolvers, // empty: /etc/resolv.conf
+		Timeout:   c.DNSTimeout,
+		CacheSize: c.CacheSize,
+	}
+	if c.CacheSize == 0 {
+		opts.CacheSize = -1 // our 0 is "no cache"; the resolver's is its default
+	}
+	if m != nil {
+		opts.Observer = m
+	}
+	r, err := resolver.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if m != nil {
+		m.SetCacheSizeFunc(r.CacheLen)
+	}
+	return &dnsClient{resolver: r, servers: c.Resolvers, timeout: c.DNSTimeout, cacheSize: c.CacheSize}, nil
 }
 
 // reconfigure returns d itself when c has the same DNS settings, else a new
@@ -33,9 +46,5 @@ func (d *dnsClient) reconfigure(c *Config, m *metrics.Metrics) (*dnsClient, erro
 	if slices.Equal(d.servers, c.Resolvers) && d.timeout == c.DNSTimeout && d.cacheSize == c.CacheSize {
 		return d, nil
 	}
-	nd, err := newDNSClient(c, m)
-	if err != nil {
-		return nil, fmt.Errorf("resolver: %w", err)
-	}
-	return nd, nil
+	return newDNSClient(c, m)
 }

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spfmilter/spfmilter/spf"
+	"github.com/spfmilter/spfmilter/spf/spftest"
+)
+
+// testWorld is the DNS the check and serve tests run against.
+func testWorld() *spftest.Resolver {
+	return &spftest.Resolver{
+		TXT: map[string][]string{
+			"example.org":      {"v=spf1 ip4:192.0.2.0/24 -all"},
+			"mail.example.org": {"v=spf1 a -all"},
+			"soft.example.org": {"v=spf1 ~all"},
+			"down.example.org": {"v=spf1 -all"},
+			"bad.example.org":  {"v=spf1 ip4:192.0.2.0/33 -all"},
+		},
+		A: map[string][]netip.Addr{
+			"mail.example.org": {netip.MustParseAddr("192.0.2.10")},
+		},
+		Fail: map[string]error{
+			"TXT down.example.org": spftest.ErrServFail,
+		},
+	}
+}
+
+// runCheckJSON runs check --json against srv and decodes the object.
+func runCheckJSON(t *testing.T, srv *spftest.Server, args ...string) map[string]any {
+	t.Helper()
+	args = append([]string{"check", "--json", "--resolver", srv.Addr(), "--receiver", "mx.test.example", "--authserv-id", "mx.test.example"}, args...)
+	var stdout, stderr bytes.Buffer
+	if status := run(args, &stdout, &stderr); status != 0 {
+		t.Fatalf("%q: status %d, stderr %q", args, status, stderr.String())
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr %q", stderr.String())
+	}
+	out := stdout.Bytes()
+	if bytes.Count(out, []byte("\n")) != 1 {
+		t.Errorf("want one JSON line, got %q", out)
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("decode %q: %v", out, err)
+	}
+	return m
+}
+
+// checkSchema checks R: exactly the documented keys, with their JSON types.
+func checkSchema(t *testing.T, name string, v any, trace bool) map[string]any {
+	t.Helper()
+	r, ok := v.(map[string]any)
+	if !ok {
+		t.Fatalf("%s = %#v, want an object", name, v)
+	}
+	want := []string{"identity", "domain", "result", "mechanism", "explanation", "problem", "dns_lookups", "void_lookups", "duration_ms"}
+	if trace {
+		want = append(want, "trace")
+	}
+	var keys []string
+	for k := range r {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	slices.Sort(want)
+	if !slices.Equal(keys, want) {
+		t.Errorf("%s keys %q, want %q", name, keys, want)
+	}
+	for _, k := range []string{"identity", "domain", "result", "mechanism", "explanation", "problem"} {
+		if _, ok := r[k].(string); !ok {
+			t.Errorf("%s.%s = %#v, want a string", name, k, r[k])
+		}
+	}
+	for _, k := range []string{"dns_lookups", "void_lookups"} {
+		if n, ok := r[k].(json.Number); !ok || strings.ContainsAny(n.String(), ".eE-") {
+			t.Errorf("%s.%s = %#v, want a non-negative integer", name, k, r[k])
+		}
+	}
+	if n, ok := r["duration_ms"].(json.Number); !ok {
+		t.Errorf("%s.duration_ms = %#v, want a number", name, r["duration_ms"])
+	} else if f, err := n.Float64(); err != nil || f < 0 {
+		t.Errorf("%s.duration_ms = %v, want ≥ 0", name, n)
+	}
+	if trace {
+		if tr, ok := r["trace"].([]any); !ok || len(tr) == 0 {
+			t.Errorf("%s.trace = %#v, want a non-empty list", name, r["trace"])
+		}
+	}
+	return r
+}
+
+func TestCheckJSON(t *testing.T) {
+	srv := spftest.NewServer(t, testWorld())
+
+	t.Run("pass", func(t *testing.T) {
+		m := runCheckJSON(t, srv, "--ip", "192.0.2.10", "--sender", "user@example.org", "--helo", "mail.example.org")
+		if len(m) != 3 {
+			t.Errorf("top-level keys %v, want helo, mailfrom, headers", m)
+		}
+		helo := checkSchema(t, "helo", m["helo"], false)
+		mf := checkSchema(t, "mailfrom", m["mailfrom"], false)
+		// mail.example.org says "a -all" and has 192.0.2.10: pass on "a",
+		// one DNS-causing term (RFC 7208 §4.6.4).
+		if helo["identity"] != "helo" || helo["domain"] != "mail.example.org" || helo["result"] != "pass" || helo["mechanism"] != "a" || helo["dns_lookups"] != json.Number("1") {
+			t.Errorf("helo = %v", helo)
+		}
+		// ip4 causes no DNS query of its own.
+		if mf["identity"] != "mailfrom" || mf["domain"] != "example.org" || mf["result"] != "pass" || mf["mechanism"] != "ip4:192.0.2.0/24" || mf["dns_lookups"] != json.Number("0") {
+			t.Errorf("mailfrom = %v", mf)
+		}
+		hdrs, ok := m["headers"].(map[string]any)
+		if !ok || len(hdrs) != 2 {
+			t.Fatalf("headers = %#v, want Received-SPF and Authentication-Results", m["headers"])
+		}
+		rs, _ := hdrs["Received-SPF"].(string)
+		ar, _ := hdrs["Authentication-Results"].(string)
+		// RFC 7208 §9.1: the result first, then the key-value pairs.
+		if !strings.HasPrefix(rs, "pass") || !strings.Contains(rs, "client-ip=192.0.2.10") || !strings.Contains(rs, "receiver=mx.test.example") {
+			t.Errorf("Received-SPF = %q", rs)
+		}
+		// RFC 8601 §2.2: the authserv-id first.
+		if !strings.HasPrefix(ar, "mx.test.example") || !strings.Contains(ar, "spf=pass") || !strings.Contains(ar, "smtp.mailfrom=") {
+			t.Errorf("Authentication-Results = %q", ar)
+		}
+	})
+
+	t.Run("fail with trace", func(t *testing.T) {
+		m := runCheckJSON(t, srv, "--ip", "198.51.100.7", "--sender", "user@example.org", "--helo", "mail.example.org", "--trace")
+		helo := checkSchema(t, "helo", m["helo"], true)
+		mf := checkSchema(t, "mailfrom", m["mailfrom"], true)
+		if helo["result"] != "fail" || mf["result"] != "fail" || mf["mechanism"] != "-all" {
+			t.Errorf("helo %v, mailfrom %v; want fail on -all", helo, mf)
+		}
+		hdrs := m["headers"].(map[string]any)
+		if rs, _ := hdrs["Received-SPF"].(string); !strings.HasPrefix(rs, "fail") {
+			t.Errorf("Received-SPF = %q", rs)
+		}
+	})
+
+	t.Run("IP-literal HELO is null", func(t *testing.T) {
+		m := runCheckJSON(t, srv, "--ip", "192.0.2.10", "--sender", "user@example.org", "--helo", "[192.0.2.10]")
+		if v, ok := m["helo"]; !ok || v != nil {
+			t.Errorf("helo = %#v, want null", v)
+		}
+		mf := checkSchema(t, "mailfrom", m["mailfrom"], false)
+		if mf["result"] != "pass" {
+			t.Errorf("mailfrom = %v", mf)
+		}
+	})
+
+	t.Run("null sender", func(t *testing.T) {
+		// RFC 7208 §2.4: the null sender is checked as postmaster@HELO.
+		m := runCheckJSON(t, srv, "--ip", "192.0.2.10", "--sender", "", "--helo", "mail.example.org")
+		mf := checkSchema(t, "mailfrom", m["mailfrom"], false)
+		if mf["domain"] != "mail.example.org" || mf["result"] != "pass" {
+			t.Errorf("mailfrom = %v", mf)
+		}
+	})
+
+	t.Run("temperror and permerror still exit 0", func(t *testing.T) {
+		m := runCheckJSON(t, srv, "--ip", "192.0.2.10", "--sender", "a@down.example.org")
+		if mf := checkSchema(t, "mailfrom", m["mailfrom"], false); mf["result"] != "temperror" || mf["problem"] == "" {
+			t.Errorf("mailfrom = %v, want temperror with a problem", mf)
+		}
+		if m["helo"] != nil {
+			t.Errorf("helo = %v without --helo, want null", m["helo"])
+		}
+		m = runCheckJSON(t, srv, "--ip", "192.0.2.10", "--sender", "a@bad.example.org")
+		if mf := checkSchema(t, "mailfrom", m["mailfrom"], false); mf["result"] != "permerror" || mf["problem"] == "" {
+			t.Errorf("mailfrom = %v, want permerror with a problem", mf)
+		}
+	})
+}
+
+// TestCheckHeadersMatchFields: the JSON headers are headers.Fields' output
+// for the same outcomes, byte for byte.
+func TestCheckHeadersMatchFields(t *testing.T) {
+	srv := spftest.NewServer(t, testWorld())
+	c := defaults()
+	c.Resolvers = []string{srv.Addr()}
+	c.Receiver, c.AuthservID = "mx.test.example", "auth.test.example"
+	dc, err := newDNSClient(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := evaluate(t.Context(), c, dc.resolver, spf.Args{IP: netip.MustParseAddr("192.0.2.10"), Sender: "user@example.org", HELO: "mail.example.org"})
+	var buf bytes.Buffer
+	if err := rep.writeJSON(&buf, false); err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Headers map[string]string }
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Fields) == 0 || len(got.Headers) != len(rep.Fields) {
+		t.Fatalf("headers %v from fields %v", got.Headers, rep.Fields)
+	}
+	for _, f := range rep.Fields {
+		if got.Headers[f.Name] != f.Value {
+			t.Errorf("%s = %q, want %q", f.Name, got.Headers[f.Name], f.Value)
+		}
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	srv := spftest.NewServer(t, testWorld())
+	var stdout, stderr bytes.Buffer
+	status := run([]string{"check", "--resolver", srv.Addr(), "--ip", "198.51.100.7", "--sender", "user@example.org", "--helo", "mail.example.org", "--trace"}, &stdout, &stderr)
+	if status != 0 {
+		t.Fatalf("status %d, stderr %q", status, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"helo:", "mailfrom:", "fail for user@example.org", "mechanism -all", "trace:", "Received-SPF: fail", "Authentication-Results: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCheckBadArguments(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--sender", "a@example.org"}, "spfmilter: flag --ip: missing"},
+		{[]string{"--ip", "192.0.2.300"}, `spfmilter: flag --ip: bad address "192.0.2.300"`},
+		{[]string{"--ip", "fe80::1%eth0"}, `spfmilter: flag --ip: bad address`},
+		{[]string{"--ip", "192.0.2.1", "--helo", "a b"}, `spfmilter: flag --helo: bad value "a b"`},
+		{[]string{"--ip", "192.0.2.1", "--resolver", "dns.example"}, `spfmilter: flag --resolver: bad resolver "dns.example"`},
+		{[]string{"--ip", "192.0.2.1", "--bogus"}, "spfmilter: flag provided but not defined: -bogus"},
+		{[]string{"--ip", "192.0.2.1", "extra"}, `spfmilter: unexpected argument "extra"`},
+	} {
+		var stdout, stderr bytes.Buffer
+		status := run(append([]string{"check"}, tc.args...), &stdout, &stderr)
+		if status != 2 {
+			t.Errorf("%q: status %d, want 2", tc.args, status)
+		}
+		lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+		if len(lines) != 1 || !strings.HasPrefix(lines[0], tc.want) {
+			t.Errorf("%q: stderr %q, want one line starting %q", tc.args, stderr.String(), tc.want)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("%q: stdout %q", tc.args, stdout.String())
+		}
+	}
+}
