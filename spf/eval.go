@@ -103,10 +103,11 @@ func (e *evaluator) countVoid(qtype, name string) Result {
 	return ""
 }
 
-// countTerm enforces MaxDNSTerms before the lookup it guards.
-func (e *evaluator) countTerm(text string) Result {
+// countTerm enforces MaxDNSTerms before the lookup it guards; prefix+text
+// names the term (only built when the limit is hit).
+func (e *evaluator) countTerm(prefix, text string) Result {
 	if e.dnsTerms >= MaxDNSTerms {
-		return e.fail(Permerror, "more than "+strconv.Itoa(MaxDNSTerms)+" DNS-causing terms (at "+text+")")
+		return e.fail(Permerror, "more than "+strconv.Itoa(MaxDNSTerms)+" DNS-causing terms (at "+prefix+text+")")
 	}
 	e.dnsTerms++
 	return ""
@@ -172,7 +173,7 @@ func (e *evaluator) checkHost(domain string, wantExp bool) (Result, string, stri
 	}
 	// §6.1: redirect applies only when no mechanism matched.
 	if rec.hasRedirect {
-		if fail := e.countTerm("redirect=" + rec.redirect.raw); fail != "" {
+		if fail := e.countTerm("redirect=", rec.redirect.raw); fail != "" {
 			return fail, "redirect=" + rec.redirect.raw, ""
 		}
 		target, ok := e.expandDomain(&rec.redirect, domain)
@@ -226,7 +227,7 @@ func (e *evaluator) evalTerm(t *term, domain string) (match bool, fail Result) {
 		// (§5.6).
 		return t.prefix.Contains(e.ip), ""
 	}
-	if fail := e.countTerm(t.text); fail != "" {
+	if fail := e.countTerm("", t.text); fail != "" {
 		return false, fail
 	}
 	target, ok := e.target(t, domain)
