@@ -97,33 +97,51 @@ type checkReport struct {
 	Fields   []headers.Field
 }
 
-// evaluate checks both identities and builds the header fields through the
-// same code the milter uses. The HELO identity is reported only when it
-// names a domain: an empty HELO, an address literal or a name that is not a
-// fully qualified domain gives the checker no domain to check (RFC 7208
-// §2.3), and then HELO is nil and left out of the headers.
+// evaluate checks both identities and builds the header fields as the
+// milter does: the same checks, the same headers.Input, the same
+// headers.Fields. The authserv-id (also Received-SPF's receiver) is the
+// configured one, else the host name, as the milter's when the MTA sends no
+// j macro.
+//
+// The HELO identity is reported (checkReport.HELO) only when it names a
+// domain: an empty HELO, an address literal or a name that is not a fully
+// qualified domain gives check_host() no domain to check (RFC 7208 §2.3).
+// The headers still get whatever outcome the milter would pass them.
 func evaluate(ctx context.Context, c *Config, r spf.Resolver, a spf.Args) checkReport {
 	ch := &spf.Checker{Resolver: r, Timeout: c.CheckTimeout, Receiver: receiverName(c)}
 	var rep checkReport
+	var heloOut *spf.Outcome
 	if a.HELO != "" {
-		if o := ch.CheckHELO(ctx, a); o.Domain != "" {
-			rep.HELO = &o
+		o := ch.CheckHELO(ctx, a)
+		heloOut = &o
+		if o.Domain != "" {
+			rep.HELO = heloOut
 		}
 	}
 	rep.MailFrom = ch.CheckMailFrom(ctx, a)
+	id := authservID(c)
 	in := headers.Input{
-		AuthservID:   cmp.Or(c.AuthservID, receiverName(c)),
+		AuthservID:   id,
 		ClientIP:     a.IP,
 		HELO:         a.HELO,
 		EnvelopeFrom: a.Sender,
-		HELOResult:   rep.HELO,
+		HELOResult:   heloOut,
 		MailFrom:     rep.MailFrom,
 	}
 	if !c.HideReceiver {
-		in.Receiver = receiverName(c)
+		in.Receiver = id
 	}
 	rep.Fields = headers.Fields(in)
 	return rep
+}
+
+// authservID is the configured authserv-id, else the host name.
+func authservID(c *Config) string {
+	if c.AuthservID != "" {
+		return c.AuthservID
+	}
+	h, _ := hostname()
+	return cmp.Or(h, "localhost")
 }
 
 // outcomeJSON is one identity's verdict in check --json.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spfmilter/spfmilter/headers"
 	"github.com/spfmilter/spfmilter/milter"
 	"github.com/spfmilter/spfmilter/spf"
 )
@@ -152,8 +153,8 @@ var settings = []*setting{
 		key: "authserv_id", def: "", defDoc: "the MTA's `j` macro, else the host name", arg: "NAME",
 		usage: "authserv-id of Authentication-Results (RFC 8601 §2.5); such fields arriving from outside are removed.", reload: true,
 		set: one(func(c *Config, v string) error {
-			if err := checkToken(v); err != nil {
-				return err
+			if v != "" && !headers.ValidAuthservID(v) {
+				return fmt.Errorf("bad authserv-id %q (want a domain name or another RFC 2045 token)", v)
 			}
 			c.AuthservID = v
 			return nil
@@ -161,7 +162,7 @@ var settings = []*setting{
 	},
 	{
 		key: "receiver", def: "", defDoc: "the host name", arg: "NAME",
-		usage: "This host's name, for `%{r}` in SPF macros and Received-SPF's `receiver`.", reload: true,
+		usage: "This host's name, for `%{r}` in SPF macros (RFC 7208 §7.3).", reload: true,
 		set: one(func(c *Config, v string) error {
 			if err := checkToken(v); err != nil {
 				return err
@@ -172,7 +173,7 @@ var settings = []*setting{
 	},
 	{
 		key: "hide_receiver", def: "false",
-		usage: "Leave `receiver=` out of Received-SPF.", reload: true,
+		usage: "Leave `receiver=` (the authserv-id) out of Received-SPF.", reload: true,
 		set: boolean(func(c *Config) *bool { return &c.HideReceiver }),
 	},
 	{
