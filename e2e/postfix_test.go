@@ -133,7 +133,7 @@ func postfixRun(t *testing.T) *mtaRun {
 	dns := startDNS(t)
 	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
 	mark := startMilter(t, "mark", dns.Addr())
-	rej := startMilter(t, "reject", dns.Addr(), "--reject", "fail")
+	rej := startMilter(t, "reject", dns.Addr(), "--reject", "fail", "--defer-temperror")
 	s := startSink(t, dir)
 	p1, p2 := freePort(t), freePort(t)
 	r := &mtaRun{

@@ -10,7 +10,8 @@ import (
 )
 
 // mtaRun is an MTA under test, running with two milter instances: one that
-// only marks (headers, never rejects) and one with --reject fail.
+// only marks (headers, never rejects) and one with --reject fail and
+// --defer-temperror.
 type mtaRun struct {
 	Name    string
 	Mark4   string // SMTP address, 127.0.0.1, marking milter
@@ -42,9 +43,10 @@ type scenario struct {
 type scenarioMsg struct {
 	from   string
 	header []string
-	// reject is the expected SMTP code at MAIL FROM; 0 means delivered with
-	// want's headers.
+	// reject and status are the expected SMTP reply code and enhanced
+	// status code at MAIL FROM; reject 0 means delivered with want's headers.
 	reject int
+	status string
 	want   spfWant
 	// check runs extra assertions on the delivered header.
 	check func(t *testing.T, h []headerField)
@@ -76,8 +78,14 @@ func scenarios() []scenario {
 			{from: "bob@" + failDomain, want: spfWant{Result: "fail", ClientIP: "127.0.0.1",
 				From: "bob@" + failDomain, Mailbox: "bob@" + failDomain, Mechanism: "-all"}},
 		}},
+		// RFC 7372 §3.2 (updating RFC 7208 §8.4, §8.6): X.7.23 "SPF
+		// validation failed" for a fail, X.7.24 "SPF validation error" for
+		// a temperror deferred with 451 (RFC 7208 §8.6).
 		{name: "fail rejected", addr: reject4, helo: clientHELO, msgs: []scenarioMsg{
-			{from: "bob@" + failDomain, reject: 550},
+			{from: "bob@" + failDomain, reject: 550, status: "5.7.23"},
+		}},
+		{name: "temperror deferred", addr: reject4, helo: clientHELO, msgs: []scenarioMsg{
+			{from: "dave@" + timeoutDomain, reject: 451, status: "4.7.24"},
 		}},
 		{name: "softfail not rejected", addr: reject4, helo: clientHELO, msgs: []scenarioMsg{
 			{from: "carol@" + softfailDomain, want: spfWant{Result: "softfail", ClientIP: "127.0.0.1",
@@ -133,7 +141,7 @@ func scenarios() []scenario {
 		}},
 		{name: "three messages on one connection", addr: reject4, helo: clientHELO, msgs: []scenarioMsg{
 			{from: "frank@" + passDomain, want: pass("frank@"+passDomain, "127.0.0.1", "ip4:127.0.0.1")},
-			{from: "grace@" + failDomain, reject: 550},
+			{from: "grace@" + failDomain, reject: 550, status: "5.7.23"},
 			{from: "heidi@" + softfailDomain, want: spfWant{Result: "softfail", ClientIP: "127.0.0.1",
 				From: "heidi@" + softfailDomain, Mailbox: "heidi@" + softfailDomain, Mechanism: "~all"}},
 		}},
@@ -191,27 +199,27 @@ func runScenarios(t *testing.T, r *mtaRun) {
 	}
 }
 
-// checkReject checks a refusal at MAIL FROM with 5.7.23 (RFC 7372 §3.2,
-// "SPF validation failed"). Both MTAs put the enhanced status code first.
+// checkReject checks a refusal at MAIL FROM. Both MTAs put the enhanced
+// status code first.
 func checkReject(t *testing.T, m scenarioMsg, err *textproto.Error) {
 	t.Helper()
 	if err == nil {
-		t.Errorf("MAIL FROM:<%s> accepted, want %d 5.7.23", m.from, m.reject)
+		t.Errorf("MAIL FROM:<%s> accepted, want %d %s", m.from, m.reject, m.status)
 		return
 	}
 	text, atMail := strings.CutPrefix(err.Msg, "MAIL FROM: ")
 	if err.Code != m.reject || !atMail {
-		t.Errorf("MAIL FROM:<%s>: got %d %s, want %d at MAIL FROM", m.from, err.Code, err.Msg, m.reject)
+		t.Errorf("MAIL FROM:<%s>: got %d %s, want %d %s at MAIL FROM", m.from, err.Code, err.Msg, m.reject, m.status)
 		return
 	}
-	if !strings.HasPrefix(text, "5.7.23 ") {
-		t.Errorf("MAIL FROM:<%s>: reply %d %s, want enhanced status 5.7.23", m.from, err.Code, text)
+	if !strings.HasPrefix(text, m.status+" ") {
+		t.Errorf("MAIL FROM:<%s>: reply %d %s, want enhanced status %s", m.from, err.Code, text, m.status)
 	}
 }
 
 // checkHeaders checks the top of a delivered header: our
-// Authentication-Results and Received-SPF, in that order, right next to the
-// MTA's own Received field and above everything the client sent, with the
+// Authentication-Results and Received-SPF, in that order, directly above the
+// MTA's own Received field and so above everything the client sent, with the
 // values want says.
 func checkHeaders(t *testing.T, r *mtaRun, h []headerField, helo string, want spfWant) {
 	t.Helper()
@@ -245,9 +253,12 @@ func checkHeaders(t *testing.T, r *mtaRun, h []headerField, helo string, want sp
 	if iSPF > iClient || iAR > iClient {
 		t.Errorf("our fields are below the client's own header fields:\n%s", dump())
 	}
-	// Adjacent to the MTA's own Received: directly above or directly below.
-	if iOwn != iAR-1 && iOwn != iSPF+1 {
-		t.Errorf("%s's Received (field %d) is not next to our fields (%d, %d):\n%s", r.Name, iOwn, iAR, iSPF, dump())
+	// RFC 7208 §9.1: Received-SPF goes above the Received field of the
+	// SMTP receiver; RFC 8601 §5 likewise wants Authentication-Results at
+	// the top. Both MTAs put a milter's index-0 insertions above their own
+	// Received, so ours come directly before it.
+	if iOwn != iSPF+1 {
+		t.Errorf("%s's Received (field %d) is not directly below our fields (%d, %d):\n%s", r.Name, iOwn, iAR, iSPF, dump())
 	}
 
 	// Received-SPF (RFC 7208 §9.1).

@@ -177,7 +177,7 @@ func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 	dns := startDNS(t)
 	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
 	mark := startMilter(t, "mark", dns.Addr())
-	rej := startMilter(t, "reject", dns.Addr(), "--reject", "fail")
+	rej := startMilter(t, "reject", dns.Addr(), "--reject", "fail", "--defer-temperror")
 	s := startSink(t, openRunDir(t))
 	p1, p2 := freePort(t), freePort(t)
 	r := &mtaRun{
