@@ -264,6 +264,9 @@ func (e *evaluator) include(t *term, target string) (bool, Result) {
 		e.tracef("include %s", target)
 	}
 	res, _, _ := e.checkHost(target, false)
+	if e.tracing {
+		e.tracef("%s: included result %s (only pass matches, §5.2)", t.text, res)
+	}
 	switch res {
 	case Pass:
 		return true, ""
