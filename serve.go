@@ -138,18 +138,25 @@ func (d *daemon) start() error {
 		}()
 		d.log.Info("http listening", "addr", hl.Addr().String())
 	}
-	d.srv = milter.NewServer(milter.Options{
-		Config:         milterConfig(c, dc.resolver),
-		Logger:         d.log,
-		Observer:       d.metrics,
-		IdleTimeout:    c.IdleTimeout,
-		MaxConnections: c.MaxConnections,
-	})
+	d.srv = milter.NewServer(serverOptions(c, dc, d.log, d.metrics))
 	go func() { d.serveDone <- d.srv.Serve(ln) }()
 	d.metrics.ConfigLoaded()
 	d.ready.Store(true)
-	d.log.Info("milter listening", "addr", c.Listen.String(), "local", ln.Addr().String(), "version", versionString())
+	d.log.Info("milter listening", "addr", c.Listen.String(), "local", ln.Addr().String(), "version", versionString(),
+		"reject", c.Reject, "reject_helo", c.RejectHELO, "defer_temperror", c.DeferTemperror, "dry_run", c.DryRun)
 	return nil
+}
+
+// serverOptions are the milter server's options for c: its first
+// configuration and the settings fixed for the life of the server.
+func serverOptions(c *Config, dc *dnsClient, log *slog.Logger, m *metrics.Metrics) milter.Options {
+	return milter.Options{
+		Config:         milterConfig(c, dc.resolver),
+		Logger:         log,
+		Observer:       m,
+		IdleTimeout:    c.IdleTimeout,
+		MaxConnections: c.MaxConnections,
+	}
 }
 
 // loop handles signals until the daemon stops, and returns the exit status.
@@ -161,8 +168,9 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 				d.reload() //nolint:errcheck // reload logs and counts its own failure
 				continue
 			}
+			d.ready.Store(false)
 			d.log.Info("shutting down", "signal", sig.String())
-			return d.shutdown()
+			return d.shutdown(sigs)
 		case err := <-d.serveDone:
 			d.log.Error("milter server stopped", "err", err)
 			d.ready.Store(false)
@@ -220,16 +228,30 @@ func restartNeeded(old, c *Config) []string {
 	return keys
 }
 
-// shutdown marks the daemon not ready, stops accepting and lets in-flight
-// sessions finish within shutdown_timeout. Sessions still open then are
-// closed; the exit status is 0 either way, as the MTA retries them.
-func (d *daemon) shutdown() int {
+// shutdown stops accepting and lets in-flight sessions finish within
+// shutdown_timeout, or until a second SIGTERM or SIGINT. Sessions still open
+// then are closed; the exit status is 0 either way, as the MTA retries them.
+func (d *daemon) shutdown(sigs <-chan os.Signal) int {
 	d.ready.Store(false)
 	d.mu.Lock()
 	timeout := d.cfg.ShutdownTimeout
 	d.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				if sig != syscall.SIGHUP {
+					d.log.Warn("second signal, closing the remaining sessions now", "signal", sig.String())
+					cancel()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	if err := d.srv.Shutdown(ctx); err != nil {
 		d.log.Warn("shutdown deadline passed, closed the remaining sessions", "timeout", timeout.String(), "err", err)
 	}

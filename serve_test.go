@@ -21,6 +21,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spfmilter/spfmilter/spf"
 	"github.com/spfmilter/spfmilter/spf/spftest"
 )
 
@@ -71,14 +72,18 @@ func startDaemon(t *testing.T, args ...string) (*daemon, chan<- os.Signal, <-cha
 	}
 	sigs := make(chan os.Signal, 1)
 	status := make(chan int, 1)
-	go func() { status <- d.loop(sigs) }()
+	stopped := make(chan struct{})
+	go func() {
+		status <- d.loop(sigs)
+		close(stopped)
+	}()
 	t.Cleanup(func() {
 		select {
 		case sigs <- syscall.SIGTERM:
 		default:
 		}
 		select {
-		case <-status:
+		case <-stopped:
 		case <-time.After(30 * time.Second):
 			t.Error("daemon did not stop")
 		}
@@ -370,6 +375,24 @@ func TestDaemonSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, next = logs.wait(t, next, "shutting down")
+	if code, _ := httpGet(t, base+"/-/ready"); code != http.StatusServiceUnavailable {
+		t.Errorf("/-/ready = %d while draining, want 503", code)
+	}
+	// New connections are refused once the listener is closed, which
+	// follows the log line closely; the loop is bounded.
+	refused := false
+	for range 100 {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			refused = true
+			break
+		}
+		c.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !refused {
+		t.Error("the milter socket still accepts connections while draining")
+	}
 	act, mods := finishMessage(t, s)
 	if act.Code != gomilter.ActAccept && act.Code != gomilter.ActContinue || !hasHeader(mods, "Received-SPF") {
 		t.Errorf("in-flight message during shutdown: %+v %+v, want accepted with headers", act, mods)
@@ -413,4 +436,46 @@ func gauge(t *testing.T, reg prometheus.Gatherer, name string) float64 {
 	}
 	t.Fatalf("no gauge %s", name)
 	return 0
+}
+
+// TestSecondSignalForcesShutdown: a second SIGTERM does not wait for the
+// shutdown deadline.
+func TestSecondSignalForcesShutdown(t *testing.T) {
+	srv := spftest.NewServer(t, testWorld())
+	d, sigs, status, logs := startDaemon(t, "--listen", "inet:127.0.0.1:0", "--http-listen", "", "--resolver", srv.Addr(),
+		"--trusted-networks", "", "--shutdown-timeout", "1h")
+	s := openSession(t, "tcp", d.milterAddr.String(), "192.0.2.10", "mail.example.org")
+	defer s.Close()
+	if act, err := s.Mail("user@example.org", nil); err != nil || act.Code != gomilter.ActContinue {
+		t.Fatalf("MAIL: %+v %v", act, err)
+	}
+	sigs <- syscall.SIGTERM
+	sigs <- syscall.SIGTERM
+	select {
+	case st := <-status:
+		if st != 0 {
+			t.Errorf("status %d, want 0", st)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still draining after a second SIGTERM; log:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), "second signal") {
+		t.Errorf("log lacks the forced shutdown:\n%s", logs)
+	}
+	if d.ready.Load() {
+		t.Error("still ready after shutdown")
+	}
+}
+
+func TestServerOptions(t *testing.T) {
+	c := defaults()
+	c.IdleTimeout, c.MaxConnections = 3*time.Minute, 17
+	c.Reject = []spf.Result{spf.Fail}
+	o := serverOptions(c, &dnsClient{}, nil, nil)
+	if o.IdleTimeout != 3*time.Minute || o.MaxConnections != 17 {
+		t.Errorf("idle %v, max %d; want 3m, 17", o.IdleTimeout, o.MaxConnections)
+	}
+	if o.Config == nil || o.Config.Policy.MailFrom[spf.Fail] != "reject" {
+		t.Errorf("config %+v", o.Config)
+	}
 }
