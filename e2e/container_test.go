@@ -521,10 +521,9 @@ func TestContainerImage(t *testing.T) {
 
 	// With nothing listening, the health check must fail.
 	hc = chroot("healthcheck", "--url", "http://"+httpAddr+"/-/healthy")
-	if out, err := hc.CombinedOutput(); err == nil {
-		t.Errorf("healthcheck succeeded with the daemon stopped\n%s", out)
-	} else if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) {
-		t.Errorf("healthcheck did not run: %v", err)
+	out, err := hc.CombinedOutput()
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("healthcheck with the daemon stopped: %v, want exit status 1\n%s", err, out)
 	}
 
 	b.run("umount", ctr)
