@@ -1,6 +1,25 @@
-// Package spf evaluates the Sender Policy Framework (RFC 7208): check_host()
-// for the HELO and MAIL FROM identities, with the RFC's processing limits,
-// macro expansion and explanations.
+// Package spf evaluates the Sender Policy Framework (RFC 7208). A domain
+// publishes, in a TXT record beginning with "v=spf1", which hosts may send
+// mail using its name in the SMTP MAIL FROM or HELO. check_host() fetches
+// that record, tries its mechanisms left to right (following include and
+// redirect), and ends in one of seven results.
+//
+// Checker.CheckHELO and Checker.CheckMailFrom run check_host() for the two
+// identities and return an Outcome: the result, the mechanism that decided
+// it, the explanation, the problem, the DNS work done and, on request, a
+// trace. A record is parsed in full before it is evaluated and the parsed
+// form is cached by its text. The RFC 7208 §4.6.4 limits are counted here,
+// so resolver cache hits count too, and each is checked before the lookup it
+// guards.
+//
+// Where RFC 7208 leaves a choice:
+//   - an expanded domain-spec that cannot be queried (an empty or over-long
+//     label) is treated as NXDOMAIN: a void lookup and no match, or a
+//     permerror for include and redirect;
+//   - %{p} adds no DNS term; its PTR answer is looked up once per check;
+//   - more than 10 MX names is a permerror, PTR names beyond 10 are ignored,
+//     and the third void lookup is a permerror;
+//   - the explanation of a fail without a usable exp= is DefaultExplanation.
 //
 // The evaluator talks to DNS only through the narrow Resolver interface; the
 // real client lives in spf/resolver and an in-memory fake in spf/spftest.
