@@ -17,6 +17,24 @@ import (
 	"github.com/spfmilter/spfmilter/spf"
 )
 
+const checkUsage = `Usage: spfmilter check --ip IP --sender ADDR --helo NAME [--json] [--trace] [flags]
+
+Evaluates the HELO and MAIL FROM identities of one SMTP client once, with the
+daemon's settings (--config and the same flags), and prints the verdicts and
+the header fields the milter would add. The exit status is 0 whatever the SPF
+results, 2 for bad arguments.
+
+With --json it prints one object:
+  {"helo": R or null, "mailfrom": R,
+   "headers": {"Received-SPF": "…", "Authentication-Results": "…"}}
+where R is {"identity", "domain", "result", "mechanism", "explanation",
+"problem", "dns_lookups", "void_lookups", "duration_ms"} and, with --trace,
+"trace". "helo" is null when the HELO gives no domain to check: --helo empty,
+an address literal such as [192.0.2.1], or a name that is not a fully
+qualified domain. Header values are folded with CRLF and a tab.
+
+Flags:`
+
 // checkArgs are the check command's own flags.
 type checkArgs struct {
 	ip, sender, helo string
@@ -38,7 +56,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	cl := addConfigFlags(fset)
 	if err := parseFlags(fset, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printFlags(stdout, fset, "Usage: spfmilter check --ip IP --sender ADDR --helo NAME [--json] [--trace] [flags]\n\nFlags:")
+			printFlags(stdout, fset, checkUsage)
 			return exitOK
 		}
 		return fail(stderr, err)
@@ -53,6 +71,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	c, err := cl.load()
 	if err != nil {
 		return fail(stderr, err)
+	}
+	if cl.configCheck {
+		fmt.Fprintln(stdout, "spfmilter: configuration OK")
+		return exitOK
 	}
 	dc, err := newDNSClient(c, nil)
 	if err != nil {
@@ -221,7 +243,7 @@ func writeOutcome(b *strings.Builder, o *spf.Outcome, trace bool) {
 	if o.Mechanism != "" {
 		fmt.Fprintf(b, " (mechanism %s)", o.Mechanism)
 	}
-	fmt.Fprintf(b, "\n          %d DNS lookups, %d void, %s\n", o.DNSLookups, o.VoidLookups, o.Duration.Round(10*time.Microsecond))
+	fmt.Fprintf(b, "\n          DNS lookups: %d, void lookups: %d, time: %s\n", o.DNSLookups, o.VoidLookups, o.Duration.Round(10*time.Microsecond))
 	if o.Explanation != "" {
 		fmt.Fprintf(b, "          explanation: %s\n", o.Explanation)
 	}

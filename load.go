@@ -67,10 +67,6 @@ func addConfigFlags(fs *flag.FlagSet) *cmdline {
 
 func usageLine(s *setting) string {
 	u := strings.ReplaceAll(s.usage, "`", "")
-	if s.arg != "" {
-		// flag.PrintDefaults shows the first back-quoted word as the argument.
-		u = "`" + s.arg + "`: " + u
-	}
 	d := s.def
 	if s.defDoc != "" {
 		d = strings.ReplaceAll(s.defDoc, "`", "")

@@ -72,12 +72,19 @@ Run "spfmilter serve --help" or "spfmilter check --help" for the flags.
 `)
 }
 
-// printFlags writes fs's flags, for --help.
+// printFlags writes head and fs's flags, for --help.
 func printFlags(w io.Writer, fs *flag.FlagSet, head string) {
 	fmt.Fprintln(w, head)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		if sf, ok := f.Value.(*settingFlag); ok {
+			arg = sf.s.arg
+		}
+		if arg != "" {
+			arg = " " + arg
+		}
+		fmt.Fprintf(w, "  --%s%s\n    \t%s\n", f.Name, arg, usage)
+	})
 }
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
