@@ -67,9 +67,10 @@ type daemon struct {
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
 
-	mu  sync.Mutex // serializes reloads
-	cfg *Config
-	dns *dnsClient
+	mu   sync.Mutex // serializes reloads
+	cfg  *Config
+	dns  *dnsClient
+	boot *Config // the configuration at start, where the fixed settings come from
 
 	srv       *milter.Server
 	http      *http.Server
@@ -89,6 +90,7 @@ func newDaemon(cl *cmdline, cfg *Config, logw io.Writer) *daemon {
 	return &daemon{
 		cl:        cl,
 		cfg:       cfg,
+		boot:      cfg,
 		level:     level,
 		log:       newLogger(logw, cfg.LogFormat, level),
 		reg:       reg,
@@ -195,7 +197,7 @@ func (d *daemon) reload() error {
 		d.log.Error("config reload failed, keeping the running configuration", "err", err)
 		return err
 	}
-	for _, key := range restartNeeded(d.cfg, c) {
+	for _, key := range restartNeeded(d.boot, c) {
 		d.log.Warn("config key changed but takes effect only after a restart", "key", key)
 	}
 	d.srv.SetConfig(milterConfig(c, dc.resolver))

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -190,11 +191,21 @@ func TestReload(t *testing.T) {
 		t.Errorf("after a failed reload: action %+v, want the old config's rejection", act)
 	}
 
-	if err := os.WriteFile(file, []byte("reject: []\n"), 0o600); err != nil {
+	// A good file; log_format cannot change without a restart, which is said.
+	if err := os.WriteFile(file, []byte("reject: []\nlog_level: debug\nlog_format: json\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.reload(); err != nil {
 		t.Fatalf("reload of a good file: %v", err)
+	}
+	if got := gauge(t, d.reg, "spfmilter_config_last_reload_successful"); got != 1 {
+		t.Errorf("last_reload_successful = %v after a good reload, want 1", got)
+	}
+	if d.level.Level() != slog.LevelDebug {
+		t.Errorf("log level %v after reloading log_level: debug", d.level.Level())
+	}
+	if !strings.Contains(logs.String(), "takes effect only after a restart\" key=log_format") {
+		t.Errorf("no restart warning for log_format:\n%s", logs)
 	}
 	act, mods := verdict(t, "tcp", addr, "198.51.100.7", "mail.example.org", "user@example.org")
 	if act.Code != gomilter.ActAccept && act.Code != gomilter.ActContinue {
