@@ -30,12 +30,7 @@ func startPostfix(t *testing.T, dir string, ns *namespace, sinkPort int, listene
 		}
 	}
 	// Postfix's data directory belongs to its mail_owner.
-	pfUser, err := user.Lookup("postfix")
-	if err != nil {
-		unavailable(t, "no postfix user: %v", err)
-	}
-	uid, _ := strconv.Atoi(pfUser.Uid)
-	gid, _ := strconv.Atoi(pfUser.Gid)
+	uid, gid := postfixIDs(t)
 	if err := os.Chown(filepath.Join(dir, "data"), uid, gid); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +116,22 @@ showq unix n - n - - showq
 	for _, l := range listeners {
 		waitListening(t, p, l.Addr, 30*time.Second)
 	}
+}
+
+// postfixIDs is the uid and gid of the postfix user (Postfix's mail_owner,
+// and the user smtp-sink runs as).
+func postfixIDs(t *testing.T) (uid, gid int) {
+	t.Helper()
+	u, err := user.Lookup("postfix")
+	if err != nil {
+		unavailable(t, "no postfix user (is Postfix installed?): %v", err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("postfix user %s:%s: not numeric", u.Uid, u.Gid)
+	}
+	return uid, gid
 }
 
 // postfixRun starts the DNS server, the two milters, the sink and Postfix.

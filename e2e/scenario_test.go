@@ -285,6 +285,11 @@ func checkHeaders(t *testing.T, r *mtaRun, h []headerField, helo string, want sp
 			t.Errorf("Received-SPF %s=%q (present %v), want %q: %s", k, got, ok, v, h[iSPF].Value)
 		}
 	}
+	// The receiver key is optional (RFC 7208 §9.1); when given it names
+	// this MTA.
+	if got, ok := p["receiver"]; ok && got != mtaHost {
+		t.Errorf("Received-SPF receiver=%q, want %q: %s", got, mtaHost, h[iSPF].Value)
+	}
 	if want.Mechanism == "" {
 		if p["problem"] == "" {
 			t.Errorf("Received-SPF has no problem key for %s: %s", want.Result, h[iSPF].Value)

@@ -24,11 +24,12 @@ func startSink(t *testing.T, dir string) *sink {
 	t.Helper()
 	bin := needProgram(t, "smtp-sink")
 	s := &sink{dir: filepath.Join(dir, "sink"), Port: freePort(t)}
-	if err := os.MkdirAll(s.dir, 0o777); err != nil {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// smtp-sink drops to the postfix user, which must write there.
-	if err := os.Chmod(s.dir, 0o777); err != nil {
+	uid, gid := postfixIDs(t)
+	if err := os.Chown(s.dir, uid, gid); err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", s.Port)
