@@ -97,7 +97,7 @@ var settings = []*setting{
 		key: "listen_mode", def: "0660", arg: "MODE",
 		usage: "Permissions (octal) of the unix socket.",
 		set: one(func(c *Config, v string) error {
-			m, err := strconv.ParseUint(v, 8, 32)
+			m, err := strconv.ParseUint(strings.TrimPrefix(v, "0o"), 8, 32)
 			if err != nil || m > 0o777 {
 				return fmt.Errorf("bad mode %q (want octal permissions such as 0660)", v)
 			}

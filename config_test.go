@@ -146,6 +146,7 @@ func TestFlags(t *testing.T) {
 func TestYAML(t *testing.T) {
 	p := writeFile(t, `
 listen: inet:[::1]:10025
+listen_mode: 0o640
 resolver:
   - 127.0.0.1:5353
   - 127.0.0.2
@@ -161,8 +162,8 @@ log_level: warn
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != (listenAddr{"tcp", "[::1]:10025"}) {
-		t.Errorf("listen = %v", c.Listen)
+	if c.Listen != (listenAddr{"tcp", "[::1]:10025"}) || c.ListenMode != 0o640 {
+		t.Errorf("listen = %v %v", c.Listen, c.ListenMode)
 	}
 	if !slices.Equal(c.Resolvers, []string{"127.0.0.1:5353", "127.0.0.2:53"}) {
 		t.Errorf("resolvers = %q", c.Resolvers)
