@@ -498,3 +498,37 @@ func TestListenUnixMode(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// TestDNSClientReconfigure: a reload keeps the resolver (and its cache)
+// unless a DNS setting changed.
+func TestDNSClientReconfigure(t *testing.T) {
+	c := defaults()
+	c.Resolvers = []string{"127.0.0.1:5353"}
+	dc, err := newDNSClient(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := defaults()
+	same.Resolvers = []string{"127.0.0.1:5353"}
+	same.Reject = []spf.Result{spf.Fail}
+	if got, err := dc.reconfigure(same, nil); err != nil || got != dc {
+		t.Errorf("unchanged DNS settings: %p, %v; want the same client %p", got, err, dc)
+	}
+	for name, change := range map[string]func(*Config){
+		"resolver":    func(c *Config) { c.Resolvers = []string{"127.0.0.2:5353"} },
+		"dns_timeout": func(c *Config) { c.DNSTimeout = time.Second },
+		"cache_size":  func(c *Config) { c.CacheSize = 5 },
+	} {
+		n := defaults()
+		n.Resolvers = []string{"127.0.0.1:5353"}
+		change(n)
+		got, err := dc.reconfigure(n, nil)
+		if err != nil || got == dc {
+			t.Errorf("%s changed: %p, %v; want a new client", name, got, err)
+			continue
+		}
+		if name == "resolver" && !slices.Equal(got.resolver.Servers(), []string{"127.0.0.2:5353"}) {
+			t.Errorf("servers %q", got.resolver.Servers())
+		}
+	}
+}
