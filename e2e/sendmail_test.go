@@ -155,7 +155,7 @@ func startSendmail(t *testing.T, dir string, ns *namespace, sinkPort int,
 	}
 	syslogReader(t)
 	// -bD: the daemon in the foreground, a child of ours.
-	p := startProc(t, "sendmail", ns.command(bin, "-C", cfPath, "-bD", "-q30m", "-ODontBlameSendmail=ForwardFileInGroupWritableDirPath"), nil)
+	p := startProc(t, "sendmail", ns.command(bin, "-C", cfPath, "-bD", "-q30m"), nil)
 	for _, d := range daemons {
 		host := d.Addr
 		if strings.Contains(host, ":") {
