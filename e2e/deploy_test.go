@@ -215,6 +215,15 @@ func TestDeployPostfixSnippet(t *testing.T) {
 			t.Errorf("postconf reads %s = %q, the snippet says %q", k, g, v)
 		}
 	}
+	// The macros spfmilter reads come with Postfix's defaults, which the
+	// snippet leaves alone.
+	out, err = exec.Command(postconf, "-c", dir, "-h", "milter_connect_macros", "milter_mail_macros").CombinedOutput()
+	if err != nil {
+		t.Fatalf("postconf milter macros: %v\n%s", err, out)
+	}
+	if m := strings.Fields(string(out)); !slices.Contains(m, "j") || !slices.Contains(m, "{auth_authen}") {
+		t.Errorf("Postfix's milter macros %q lack j or {auth_authen}", m)
+	}
 	// Expansion: postconf -x resolves $myhostname, proving the reference
 	// names a real parameter.
 	out, err = exec.Command(postconf, "-c", dir, "-x", "-h", "milter_macro_daemon_name").CombinedOutput()
@@ -279,6 +288,44 @@ func TestDeploySendmailSnippet(t *testing.T) {
 	rest := regexp.MustCompile(`(FILTER|DEFINE)\[[^]]*\]\[[^]]*\]`).ReplaceAllString(expanded, "")
 	if strings.TrimSpace(rest) != "" {
 		t.Errorf("the snippet leaves text in sendmail.cf: %q", rest)
+	}
+
+	// Then the real thing: sendmail.cf built with Sendmail's own cf.m4.
+	cfm4 := filepath.Join(sendmailRoot(), "usr/share/sendmail/cf/m4/cf.m4")
+	needFile(t, cfm4, "Sendmail's cf.m4 (run .ci/install-deps)")
+	mc := "divert(-1)\ndivert(0)dnl\ninclude(`" + cfm4 + "')dnl\nOSTYPE(`linux')dnl\n" +
+		string(text) + "MAILER(`local')dnl\nMAILER(`smtp')dnl\n"
+	cmd = exec.Command(m4)
+	cmd.Stdin = strings.NewReader(mc)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cf, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("m4 with cf.m4: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(string(cf), "\n")
+	for _, want := range []string{
+		"O InputMailFilters=" + name,
+		"X" + name + ", " + m[2],
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("sendmail.cf lacks the line %q", want)
+		}
+	}
+	// The macros spfmilter reads come with Sendmail's default lists.
+	for _, want := range [][2]string{
+		{"O Milter.macros.connect=", "j"},
+		{"O Milter.macros.envfrom=", "{auth_authen}"},
+	} {
+		found := false
+		for _, l := range lines {
+			if v, ok := strings.CutPrefix(l, want[0]); ok {
+				found = slices.Contains(strings.Split(strings.ReplaceAll(v, " ", ""), ","), want[1])
+			}
+		}
+		if !found {
+			t.Errorf("sendmail.cf: %s does not list %s", want[0], want[1])
+		}
 	}
 }
 
