@@ -56,6 +56,8 @@ func startProc(t *testing.T, name string, cmd *exec.Cmd, stop func()) *proc {
 		cmd.Stderr = p.out
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Daemon children may hold the output pipe after the leader exits.
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -74,8 +76,8 @@ func startProc(t *testing.T, name string, cmd *exec.Cmd, stop func()) *proc {
 			syscall.Kill(-pgid, syscall.SIGKILL) //nolint:errcheck
 			p.waitExit(5 * time.Second)
 		}
-		// Children that left the group are not ours to chase; daemons that
-		// fork (Postfix, Sendmail) are stopped by their stop function.
+		// Whatever is left of the group (daemon children that outlived
+		// their parent) goes too.
 		syscall.Kill(-pgid, syscall.SIGKILL) //nolint:errcheck
 		if t.Failed() || testing.Verbose() {
 			if s := strings.TrimSpace(p.out.String()); s != "" {
