@@ -129,6 +129,12 @@ func TestDeploySystemdUnit(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
+	// The sandbox's exposure score (0 to 10, lower is better; 1.4 when
+	// written) must stay within 2.0: --threshold counts in tenths.
+	out, err = runCmd(time.Minute, analyze, "security", "--offline=yes", "--threshold=20", unitPath)
+	if err != nil {
+		t.Errorf("systemd-analyze security: exposure above 2.0 or error: %v\n%s", err, out)
+	}
 }
 
 // deployPostfixParams reads "name = value" lines of a main.cf fragment.
