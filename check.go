@@ -121,8 +121,8 @@ type checkReport struct {
 
 // evaluate checks both identities and builds the header fields as the
 // milter does: the same checks, the same headers.Input, the same
-// headers.Fields. The authserv-id (also Received-SPF's receiver) is the
-// configured one, else the host name, as the milter's when the MTA sends no
+// headers.Fields. The authserv-id (also Received-SPF's receiver unless
+// the receiver setting names another) is the configured one, else the host name, as the milter's when the MTA sends no
 // j macro.
 //
 // The HELO identity is reported (checkReport.HELO) only when it names a
@@ -151,7 +151,7 @@ func evaluate(ctx context.Context, c *Config, r spf.Resolver, a spf.Args) checkR
 		MailFrom:     rep.MailFrom,
 	}
 	if !c.HideReceiver {
-		in.Receiver = id
+		in.Receiver = cmp.Or(c.Receiver, id)
 	}
 	rep.Fields = headers.Fields(in)
 	return rep

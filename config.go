@@ -162,7 +162,7 @@ var settings = []*setting{
 	},
 	{
 		key: "receiver", def: "", defDoc: "the host name", arg: "NAME",
-		usage: "This host's name, for `%{r}` in SPF macros (RFC 7208 §7.3).", reload: true,
+		usage: "This host's name, for `%{r}` in SPF macros (RFC 7208 §7.3) and Received-SPF's `receiver=` (which is otherwise the authserv-id).", reload: true,
 		set: one(func(c *Config, v string) error {
 			if err := checkToken(v); err != nil {
 				return err
@@ -173,7 +173,7 @@ var settings = []*setting{
 	},
 	{
 		key: "hide_receiver", def: "false",
-		usage: "Leave `receiver=` (the authserv-id) out of Received-SPF.", reload: true,
+		usage: "Leave `receiver=` out of Received-SPF.", reload: true,
 		set: boolean(func(c *Config) *bool { return &c.HideReceiver }),
 	},
 	{

@@ -365,7 +365,7 @@ func TestMilterConfig(t *testing.T) {
 	if mc.Checker.Receiver != "mx.example.org" || mc.Checker.Timeout != c.CheckTimeout {
 		t.Errorf("checker %+v", mc.Checker)
 	}
-	if mc.AuthservID != "auth.example.org" || !mc.HideReceiver || !mc.DryRun || mc.SkipAuthenticated || mc.RejectText != "no" {
+	if mc.AuthservID != "auth.example.org" || mc.Receiver != "mx.example.org" || !mc.HideReceiver || !mc.DryRun || mc.SkipAuthenticated || mc.RejectText != "no" {
 		t.Errorf("config %+v", mc)
 	}
 	if !slices.Equal(mc.TrustedNetworks, c.TrustedNetworks) {

@@ -42,6 +42,7 @@ func milterConfig(c *Config, r spf.Resolver) *milter.Config {
 		},
 		Policy:            policy(c),
 		AuthservID:        c.AuthservID,
+		Receiver:          c.Receiver,
 		HideReceiver:      c.HideReceiver,
 		TrustedNetworks:   c.TrustedNetworks,
 		SkipAuthenticated: c.SkipAuthenticated,

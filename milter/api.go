@@ -60,9 +60,12 @@ type Policy struct {
 // Config is the reloadable part of the milter's behaviour. A *Config is
 // never modified after it is handed to the Server.
 type Config struct {
-	Checker           *spf.Checker
-	Policy            Policy
-	AuthservID        string // "" means the MTA's j macro, then the host name
+	Checker    *spf.Checker
+	Policy     Policy
+	AuthservID string // "" means the MTA's j macro, then the host name
+	// Receiver is Received-SPF's receiver (RFC 7208 §9.1); "" means the
+	// authserv-id in use. HideReceiver leaves it out.
+	Receiver          string
 	HideReceiver      bool
 	TrustedNetworks   []netip.Prefix
 	SkipAuthenticated bool

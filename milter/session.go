@@ -227,7 +227,7 @@ func (s *session) eom(ed headerEditor, macros map[string]string) error {
 			MailFrom:     *msg.mailFrom,
 		}
 		if !msg.cfg.HideReceiver {
-			in.Receiver = id
+			in.Receiver = cmp.Or(msg.cfg.Receiver, id)
 		}
 		fields := headers.Fields(in)
 		// Inserting each at the top, last first, leaves them on top in

@@ -500,6 +500,20 @@ func TestHideReceiver(t *testing.T) {
 	}
 }
 
+// A configured receiver names Received-SPF's receiver; the authserv-id of
+// Authentication-Results stays as it was.
+func TestReceiverSetting(t *testing.T) {
+	h := start(t, Options{Config: testConfig(world(), func(c *Config) { c.Receiver = "spf.verifier.test" })})
+	m := h.connect(gomilter.FamilyInet, clientA)
+	m.helo("helo.pass.test")
+	got := m.accepted("alice@pass.test", "QR")
+	if len(got) != 2 || !strings.HasPrefix(got[0].value, ourID+";") ||
+		!strings.Contains(unfold(got[1].value), "receiver=spf.verifier.test;") ||
+		!strings.Contains(unfold(got[1].value), "(spf.verifier.test: domain of") {
+		t.Errorf("fields %s", dump(got))
+	}
+}
+
 // The queue id comes from the EOM macros with Postfix (it sends no i at
 // MAIL) and from MAIL with Sendmail.
 func TestQueueIDFromMailStage(t *testing.T) {
