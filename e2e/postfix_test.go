@@ -134,7 +134,7 @@ func postfixIDs(t *testing.T) (uid, gid int) {
 	return uid, gid
 }
 
-// postfixRun starts the DNS server, the two milters, the sink and Postfix.
+// postfixRun starts the DNS server, the three milters, the sink and Postfix.
 func postfixRun(t *testing.T) *mtaRun {
 	t.Helper()
 	needRoot(t)
@@ -145,13 +145,15 @@ func postfixRun(t *testing.T) *mtaRun {
 	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
 	mark := startMilter(t, "mark", dns.Addr())
 	rej := startMilter(t, "reject", dns.Addr(), "--reject", "fail", "--defer-temperror")
+	dry := startMilter(t, "dry-run", dns.Addr(), "--reject", "fail", "--defer-temperror", "--dry-run")
 	s := startSink(t, dir)
-	p1, p2 := freePort(t), freePort(t)
+	p1, p2, p3 := freePort(t), freePort(t), freePort(t)
 	r := &mtaRun{
 		Name:    "postfix",
 		Mark4:   fmt.Sprintf("127.0.0.1:%d", p1),
 		Mark6:   fmt.Sprintf("[::1]:%d", p1),
 		Reject4: fmt.Sprintf("127.0.0.1:%d", p2),
+		DryRun4: fmt.Sprintf("127.0.0.1:%d", p3),
 		Sink:    s,
 		OwnReceived: func(f headerField) bool {
 			return strings.Contains(f.Value, "by "+mtaHost+" (Postfix)")
@@ -161,6 +163,7 @@ func postfixRun(t *testing.T) *mtaRun {
 		{Addr: r.Mark4, Milter: mark.Addr},
 		{Addr: r.Mark6, Milter: mark.Addr},
 		{Addr: r.Reject4, Milter: rej.Addr},
+		{Addr: r.DryRun4, Milter: dry.Addr},
 	})
 	return r
 }

@@ -9,14 +9,15 @@ import (
 	"time"
 )
 
-// mtaRun is an MTA under test, running with two milter instances: one that
-// only marks (headers, never rejects) and one with --reject fail and
-// --defer-temperror.
+// mtaRun is an MTA under test, running with three milter instances: one
+// that only marks (headers, never rejects), one with --reject fail and
+// --defer-temperror, and the same in --dry-run.
 type mtaRun struct {
 	Name    string
 	Mark4   string // SMTP address, 127.0.0.1, marking milter
 	Mark6   string // SMTP address, [::1], marking milter
 	Reject4 string // SMTP address, 127.0.0.1, rejecting milter
+	DryRun4 string // SMTP address, 127.0.0.1, rejecting milter in dry-run mode
 	Sink    *sink
 	// OwnReceived tells the MTA's own Received field from the others.
 	OwnReceived func(headerField) bool
@@ -62,6 +63,7 @@ func uniqueID(mta, name string, i int) string {
 func mark4(r *mtaRun) string   { return r.Mark4 }
 func mark6(r *mtaRun) string   { return r.Mark6 }
 func reject4(r *mtaRun) string { return r.Reject4 }
+func dryRun4(r *mtaRun) string { return r.DryRun4 }
 
 // scenarios is the table every MTA runs. The expectations follow from
 // testWorld's records and RFC 7208: the mechanism that matched, the client
@@ -86,6 +88,12 @@ func scenarios() []scenario {
 		}},
 		{name: "temperror deferred", addr: reject4, helo: clientHELO, msgs: []scenarioMsg{
 			{from: "dave@" + timeoutDomain, reject: 451, status: "4.7.24"},
+		}},
+		// --dry-run: the verdicts of --reject fail --defer-temperror are
+		// logged, never applied; the headers are added as usual.
+		{name: "dry run fail delivered", addr: dryRun4, helo: clientHELO, msgs: []scenarioMsg{
+			{from: "ivan@" + failDomain, want: spfWant{Result: "fail", ClientIP: "127.0.0.1",
+				From: "ivan@" + failDomain, Mailbox: "ivan@" + failDomain, Mechanism: "-all"}},
 		}},
 		{name: "softfail not rejected", addr: reject4, helo: clientHELO, msgs: []scenarioMsg{
 			{from: "carol@" + softfailDomain, want: spfWant{Result: "softfail", ClientIP: "127.0.0.1",

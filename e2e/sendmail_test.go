@@ -166,7 +166,7 @@ func startSendmail(t *testing.T, dir string, ns *namespace, sinkPort int,
 	return cfPath
 }
 
-// sendmailRun starts the DNS server, the two milters, the sink and Sendmail.
+// sendmailRun starts the DNS server, the three milters, the sink and Sendmail.
 func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 	t.Helper()
 	needRoot(t)
@@ -178,24 +178,27 @@ func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
 	mark := startMilter(t, "mark", dns.Addr())
 	rej := startMilter(t, "reject", dns.Addr(), "--reject", "fail", "--defer-temperror")
+	dry := startMilter(t, "dry-run", dns.Addr(), "--reject", "fail", "--defer-temperror", "--dry-run")
 	s := startSink(t, openRunDir(t))
-	p1, p2 := freePort(t), freePort(t)
+	p1, p2, p3 := freePort(t), freePort(t), freePort(t)
 	r := &mtaRun{
 		Name:    "sendmail",
 		Mark4:   fmt.Sprintf("127.0.0.1:%d", p1),
 		Mark6:   fmt.Sprintf("[::1]:%d", p1),
 		Reject4: fmt.Sprintf("127.0.0.1:%d", p2),
+		DryRun4: fmt.Sprintf("127.0.0.1:%d", p3),
 		Sink:    s,
 		OwnReceived: func(f headerField) bool {
 			return strings.Contains(f.Value, "by "+mtaHost+" (8.")
 		},
 	}
 	cf := startSendmail(t, dir, ns, s.Port,
-		[]sendmailFilter{{Name: "spfmark", Milter: mark}, {Name: "spfreject", Milter: rej}},
+		[]sendmailFilter{{Name: "spfmark", Milter: mark}, {Name: "spfreject", Milter: rej}, {Name: "spfdryrun", Milter: dry}},
 		[]sendmailDaemon{
 			{Name: "MTA-v4", Family: "inet", Addr: "127.0.0.1", Port: p1, Filter: "spfmark"},
 			{Name: "MTA-v6", Family: "inet6", Addr: "::1", Port: p1, Filter: "spfmark"},
 			{Name: "MTA-reject", Family: "inet", Addr: "127.0.0.1", Port: p2, Filter: "spfreject"},
+			{Name: "MTA-dryrun", Family: "inet", Addr: "127.0.0.1", Port: p3, Filter: "spfdryrun"},
 		})
 	return r, ns, cf
 }
