@@ -60,6 +60,9 @@ milter_default_action = tempfail
 milter_connect_timeout = 10s
 milter_command_timeout = 60s
 milter_content_timeout = 60s
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = %[3]s/cert.pem
+smtpd_tls_key_file = %[3]s/key.pem
 `, mtaHost, sinkPort, dir, maillog)
 	var master strings.Builder
 	for _, l := range listeners {
@@ -89,6 +92,7 @@ anvil unix - - n - 1 anvil
 scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
 showq unix n - n - - showq
+tlsmgr unix - - n 1000? 1 tlsmgr
 `)
 	if err := os.WriteFile(filepath.Join(conf, "main.cf"), []byte(main), 0o644); err != nil {
 		t.Fatal(err)
@@ -147,6 +151,7 @@ func postfixRun(t *testing.T) *mtaRun {
 	rej := startMilter(t, "reject", dns.Addr(), "--reject", "fail", "--defer-temperror")
 	dry := startMilter(t, "dry-run", dns.Addr(), "--reject", "fail", "--defer-temperror", "--dry-run")
 	s := startSink(t, dir)
+	cert := newTestCert(t, dir)
 	p1, p2, p3 := freePort(t), freePort(t), freePort(t)
 	r := &mtaRun{
 		Name:    "postfix",
@@ -155,6 +160,7 @@ func postfixRun(t *testing.T) *mtaRun {
 		Reject4: fmt.Sprintf("127.0.0.1:%d", p2),
 		DryRun4: fmt.Sprintf("127.0.0.1:%d", p3),
 		Sink:    s,
+		TLS:     cert.Config(),
 		OwnReceived: func(f headerField) bool {
 			return strings.Contains(f.Value, "by "+mtaHost+" (Postfix)")
 		},

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/textproto"
 	"strings"
@@ -19,6 +20,8 @@ type mtaRun struct {
 	Reject4 string // SMTP address, 127.0.0.1, rejecting milter
 	DryRun4 string // SMTP address, 127.0.0.1, rejecting milter in dry-run mode
 	Sink    *sink
+	// TLS is the client configuration for STARTTLS with this MTA.
+	TLS *tls.Config
 	// OwnReceived tells the MTA's own Received field from the others.
 	OwnReceived func(headerField) bool
 }
@@ -38,7 +41,10 @@ type scenario struct {
 	name string
 	addr func(*mtaRun) string
 	helo string
-	msgs []scenarioMsg
+	// starttls upgrades the session before the first message. Postfix then
+	// aborts the milter's message state and both MTAs pass the second EHLO.
+	starttls bool
+	msgs     []scenarioMsg
 }
 
 type scenarioMsg struct {
@@ -147,6 +153,11 @@ func scenarios() []scenario {
 					}
 				}},
 		}},
+		{name: "starttls", addr: mark4, helo: clientHELO, starttls: true, msgs: []scenarioMsg{
+			{from: "judy@" + passDomain, want: pass("judy@"+passDomain, "127.0.0.1", "ip4:127.0.0.1")},
+			{from: "bob@" + failDomain, want: spfWant{Result: "fail", ClientIP: "127.0.0.1",
+				From: "bob@" + failDomain, Mailbox: "bob@" + failDomain, Mechanism: "-all"}},
+		}},
 		{name: "three messages on one connection", addr: reject4, helo: clientHELO, msgs: []scenarioMsg{
 			{from: "frank@" + passDomain, want: pass("frank@"+passDomain, "127.0.0.1", "ip4:127.0.0.1")},
 			{from: "grace@" + failDomain, reject: 550, status: "5.7.23"},
@@ -162,6 +173,9 @@ func runScenarios(t *testing.T, r *mtaRun) {
 	for _, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {
 			c := dialSMTP(t, sc.addr(r), sc.helo)
+			if sc.starttls {
+				c.startTLS(t, r.TLS)
+			}
 			type sent struct {
 				id string
 				m  scenarioMsg

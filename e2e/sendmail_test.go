@@ -63,6 +63,10 @@ func sendmailMC(root, dir string, sinkPort int, filters []sendmailFilter, daemon
 		{"SMART_HOST", "relay:[127.0.0.1]"},
 		{"RELAY_MAILER_ARGS", fmt.Sprintf("TCP $h %d", sinkPort)},
 		{"confINPUT_MAIL_FILTERS", filters[0].Name},
+		{"confSERVER_CERT", dir + "/cert.pem"},
+		{"confSERVER_KEY", dir + "/key.pem"},
+		{"confCACERT", dir + "/cert.pem"},
+		{"confCACERT_PATH", dir},
 	} {
 		fmt.Fprintf(&b, "define(`%s', `%s')dnl\n", kv[0], kv[1])
 	}
@@ -180,6 +184,7 @@ func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 	rej := startMilter(t, "reject", dns.Addr(), "--reject", "fail", "--defer-temperror")
 	dry := startMilter(t, "dry-run", dns.Addr(), "--reject", "fail", "--defer-temperror", "--dry-run")
 	s := startSink(t, openRunDir(t))
+	cert := newTestCert(t, dir)
 	p1, p2, p3 := freePort(t), freePort(t), freePort(t)
 	r := &mtaRun{
 		Name:    "sendmail",
@@ -188,6 +193,7 @@ func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 		Reject4: fmt.Sprintf("127.0.0.1:%d", p2),
 		DryRun4: fmt.Sprintf("127.0.0.1:%d", p3),
 		Sink:    s,
+		TLS:     cert.Config(),
 		OwnReceived: func(f headerField) bool {
 			return strings.Contains(f.Value, "by "+mtaHost+" (8.")
 		},

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/smtp"
@@ -188,6 +189,20 @@ func dialSMTP(t *testing.T, addr, helo string) *smtpConn {
 		t.Fatalf("EHLO %s: %v", helo, err)
 	}
 	return &smtpConn{c: c}
+}
+
+// startTLS upgrades the session; net/smtp says EHLO again afterwards.
+func (s *smtpConn) startTLS(t *testing.T, cfg *tls.Config) {
+	t.Helper()
+	if cfg == nil {
+		t.Fatal("STARTTLS asked for, but the MTA has no TLS configuration")
+	}
+	if ok, _ := s.c.Extension("STARTTLS"); !ok {
+		t.Fatal("the MTA does not offer STARTTLS")
+	}
+	if err := s.c.StartTLS(cfg); err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
 }
 
 // send runs one transaction. It returns the reply that refused the message
