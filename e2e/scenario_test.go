@@ -11,8 +11,8 @@ import (
 )
 
 // mtaRun is an MTA under test, running with three milter instances: one
-// that only marks (headers, never rejects), one with --reject fail and
-// --defer-temperror, and the same in --dry-run.
+// that only marks (headers, never rejects), one with --reject fail,
+// --reject-helo fail and --defer-temperror, and the same in --dry-run.
 type mtaRun struct {
 	Name    string
 	Mark4   string // SMTP address, 127.0.0.1, marking milter
@@ -91,6 +91,11 @@ func scenarios() []scenario {
 		// a temperror deferred with 451 (RFC 7208 §8.6).
 		{name: "fail rejected", addr: reject4, helo: clientHELO, msgs: []scenarioMsg{
 			{from: "bob@" + failDomain, reject: 550, status: "5.7.23"},
+		}},
+		// RFC 7208 §2.3: a failing HELO identity is rejected on its own,
+		// whatever the MAIL FROM domain says.
+		{name: "helo fail rejected", addr: reject4, helo: badHELO, msgs: []scenarioMsg{
+			{from: "alice@" + passDomain, reject: 550, status: "5.7.23"},
 		}},
 		{name: "temperror deferred", addr: reject4, helo: clientHELO, msgs: []scenarioMsg{
 			{from: "dave@" + timeoutDomain, reject: 451, status: "4.7.24"},

@@ -16,6 +16,7 @@ const (
 	mtaHost    = "mx.example.test"
 	authservID = "mx.example.test"
 	clientHELO = "client.example.test"
+	badHELO    = "badhelo.example.test" // a HELO name whose SPF fails
 	rcptAddr   = "rcpt@dest.example.test"
 
 	passDomain     = "pass.example.test"
@@ -38,6 +39,7 @@ var (
 //	softfail.example.test  softfail (~all)
 //	timeout.example.test   its TXT query is never answered: temperror
 //	client.example.test    the HELO name, pass like pass.example.test
+//	badhelo.example.test   a HELO name that fails (-all)
 func testWorld() *spftest.Resolver {
 	addrs := func(as ...netip.Addr) []netip.Addr { return as }
 	return &spftest.Resolver{
@@ -46,6 +48,7 @@ func testWorld() *spftest.Resolver {
 			failDomain:     {"v=spf1 ip4:192.0.2.10 -all"},
 			softfailDomain: {"v=spf1 ~all"},
 			clientHELO:     {"v=spf1 ip4:127.0.0.1 ip6:::1 -all"},
+			badHELO:        {"v=spf1 -all"},
 		},
 		A: map[string][]netip.Addr{
 			mtaHost:             addrs(loop4),
