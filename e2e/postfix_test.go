@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"os/user"
@@ -19,9 +20,12 @@ type postfixListener struct {
 
 // startPostfix runs a private Postfix instance (its own config directory,
 // queue and log under dir, inside the test namespace) that relays
-// everything to sinkPort. It is stopped when the test ends.
-func startPostfix(t *testing.T, dir string, ns *namespace, sinkPort int, listeners []postfixListener) {
+// everything to sinkPort and offers STARTTLS with a fresh certificate. It
+// returns the client TLS configuration that trusts that certificate.
+// Postfix is stopped when the test ends.
+func startPostfix(t *testing.T, dir string, ns *namespace, sinkPort int, listeners []postfixListener) *tls.Config {
 	t.Helper()
+	cert := newTestCert(t, dir)
 	postfix := needProgram(t, "postfix")
 	conf := filepath.Join(dir, "postfix")
 	for _, d := range []string{conf, filepath.Join(dir, "spool"), filepath.Join(dir, "data")} {
@@ -61,9 +65,9 @@ milter_connect_timeout = 10s
 milter_command_timeout = 60s
 milter_content_timeout = 60s
 smtpd_tls_security_level = may
-smtpd_tls_cert_file = %[3]s/cert.pem
-smtpd_tls_key_file = %[3]s/key.pem
-`, mtaHost, sinkPort, dir, maillog)
+smtpd_tls_cert_file = %[5]s
+smtpd_tls_key_file = %[6]s
+`, mtaHost, sinkPort, dir, maillog, cert.CertFile, cert.KeyFile)
 	var master strings.Builder
 	for _, l := range listeners {
 		fmt.Fprintf(&master, "%s inet n - n - - smtpd", l.Addr)
@@ -120,6 +124,7 @@ tlsmgr unix - - n 1000? 1 tlsmgr
 	for _, l := range listeners {
 		waitListening(t, p, l.Addr, 30*time.Second)
 	}
+	return cert.Config()
 }
 
 // postfixIDs is the uid and gid of the postfix user (Postfix's mail_owner,
@@ -151,7 +156,6 @@ func postfixRun(t *testing.T) *mtaRun {
 	rej := startMilter(t, "reject", dns.Addr(), "--reject", "fail", "--reject-helo", "fail", "--defer-temperror")
 	dry := startMilter(t, "dry-run", dns.Addr(), "--reject", "fail", "--reject-helo", "fail", "--defer-temperror", "--dry-run")
 	s := startSink(t, dir)
-	cert := newTestCert(t, dir)
 	p1, p2, p3 := freePort(t), freePort(t), freePort(t)
 	r := &mtaRun{
 		Name:    "postfix",
@@ -160,12 +164,11 @@ func postfixRun(t *testing.T) *mtaRun {
 		Reject4: fmt.Sprintf("127.0.0.1:%d", p2),
 		DryRun4: fmt.Sprintf("127.0.0.1:%d", p3),
 		Sink:    s,
-		TLS:     cert.Config(),
 		OwnReceived: func(f headerField) bool {
 			return strings.Contains(f.Value, "by "+mtaHost+" (Postfix)")
 		},
 	}
-	startPostfix(t, dir, ns, s.Port, []postfixListener{
+	r.TLS = startPostfix(t, dir, ns, s.Port, []postfixListener{
 		{Addr: r.Mark4, Milter: mark.Addr},
 		{Addr: r.Mark6, Milter: mark.Addr},
 		{Addr: r.Reject4, Milter: rej.Addr},
