@@ -63,6 +63,15 @@ func TestRunHealthcheck(t *testing.T) {
 	if got := runHealthcheck([]string{"--url", srv.URL + "/-/healthy"}); got != 0 {
 		t.Errorf("runHealthcheck against a healthy server = %d, want 0", got)
 	}
+	// The subcommand as the container's HEALTHCHECK calls it.
+	var out, errOut strings.Builder
+	if got := run([]string{"healthcheck", "--url", srv.URL + "/-/healthy"}, &out, &errOut); got != 0 {
+		t.Errorf("spfmilter healthcheck = %d, want 0 (stderr %q)", got, errOut.String())
+	}
+	srv.Close()
+	if got := run([]string{"healthcheck", "--url", srv.URL + "/-/healthy", "--timeout", "2s"}, &out, &errOut); got != 1 {
+		t.Errorf("spfmilter healthcheck with nothing listening = %d, want 1", got)
+	}
 }
 
 func TestHealthcheckDefaultURL(t *testing.T) {

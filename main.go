@@ -36,7 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {
-		case "serve", "check", "version", "help":
+		case "serve", "check", "version", "help", "healthcheck":
 			cmd, args = args[0], args[1:]
 		case "-h", "-help", "--help":
 			cmd = "help"
@@ -45,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "check":
 		return runCheck(args, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(args)
 	case "version":
 		fmt.Fprintln(stdout, "spfmilter", versionString())
 		return exitOK
@@ -66,6 +68,8 @@ func printUsage(w io.Writer) {
   spfmilter [serve] [flags]   run the milter (the default)
   spfmilter check --ip IP --sender ADDR --helo NAME [--json] [--trace] [flags]
                               evaluate one client once and print the verdicts
+  spfmilter healthcheck [--url URL] [--timeout DURATION]
+                              exit 0 when the daemon's /-/healthy answers 200
   spfmilter version           print the version
 
 Run "spfmilter serve --help" or "spfmilter check --help" for the flags.
