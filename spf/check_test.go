@@ -492,6 +492,38 @@ func TestDNSErrors(t *testing.T) {
 	}
 }
 
+// timeoutError is a resolver error in the shape of a net.Error timeout,
+// carrying the internal details a real client's errors carry.
+type timeoutError struct{}
+
+func (timeoutError) Error() string {
+	return "resolver: TXT example.com via 127.0.0.1:53: read udp 127.0.0.1:40000->127.0.0.1:53: i/o timeout"
+}
+func (timeoutError) Timeout() bool { return true }
+
+// The problem text goes into headers and SMTP replies: it names the query
+// and the kind of failure, never the resolver's servers or sockets, which
+// only the trace shows.
+func TestDNSErrorProblemText(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{timeoutError{}, "DNS timeout for TXT example.com"},
+		{fmt.Errorf("resolver: TXT example.com via 127.0.0.1:53: %w", spftest.ErrServFail), "DNS error for TXT example.com"},
+	} {
+		w := &spftest.Resolver{TXT: map[string][]string{"example.com": {"v=spf1 -all"}},
+			Fail: map[string]error{"TXT example.com": tc.err}}
+		o := mailFrom(t, w, ip4, "u@example.com")
+		if o.Result != spf.Temperror || o.Problem != tc.want {
+			t.Errorf("%v: got %s %q, want temperror %q", tc.err, o.Result, o.Problem, tc.want)
+		}
+		if !strings.Contains(strings.Join(o.Trace, "\n"), "127.0.0.1:53") {
+			t.Errorf("%v: the trace lost the resolver's error:\n%s", tc.err, strings.Join(o.Trace, "\n"))
+		}
+	}
+}
+
 // blockingResolver answers nothing until the context ends.
 type blockingResolver struct{ *spftest.Resolver }
 

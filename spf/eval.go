@@ -76,7 +76,18 @@ func (e *evaluator) dnsFailure(qtype, name string, err error) Result {
 	if ctxErr := e.ctx.Err(); ctxErr != nil {
 		return e.fail(Temperror, "check deadline exceeded during "+qtype+" "+name)
 	}
-	return e.fail(Temperror, "DNS error for "+qtype+" "+name+": "+err.Error())
+	// The problem text reaches headers and SMTP replies, so it names the
+	// query and the kind of failure only; the resolver's own error (servers,
+	// sockets) goes to the trace.
+	if e.tracing {
+		e.tracef("DNS error for %s %s: %v", qtype, name, err)
+	}
+	kind := "DNS error"
+	var te interface{ Timeout() bool }
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout()) {
+		kind = "DNS timeout"
+	}
+	return e.fail(Temperror, kind+" for "+qtype+" "+name)
 }
 
 // lookupVoid classifies a lookup result. It returns fail != "" when the
