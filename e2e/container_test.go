@@ -24,7 +24,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -307,24 +306,6 @@ func ctrUser(t *testing.T, user string) (uid, gid uint32) {
 	return uint32(un), uint32(gn)
 }
 
-// ctrLog is a goroutine-safe buffer for the daemon's output.
-type ctrLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *ctrLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *ctrLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func TestContainerImage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a container image; skipped in -short mode")
@@ -446,7 +427,7 @@ func TestContainerImage(t *testing.T) {
 		return c
 	}
 
-	var daemonLog ctrLog
+	var daemonLog lockedBuffer
 	daemon := chroot(args...)
 	daemon.Stdout, daemon.Stderr = &daemonLog, &daemonLog
 	if err := daemon.Start(); err != nil {

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -321,30 +320,12 @@ func promWrite(t *testing.T, path, content string) {
 	}
 }
 
-// promLog collects a process's output for the failure message.
-type promLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *promLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *promLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // promStart starts a program and, when the test ends, stops it with SIGTERM
 // (SIGKILL after 10 s). Its output is logged if the test failed.
 func promStart(t *testing.T, path, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(path, args...)
-	var log promLog
+	var log lockedBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
