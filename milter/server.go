@@ -18,7 +18,7 @@ import (
 // always answers a header.
 const (
 	protocol = gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoEOH |
-		gomilter.OptNoUnknown | gomilter.OptNoData
+		gomilter.OptNoUnknown | gomilter.OptNoData | gomilter.OptNoHeaderReply
 	actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptSetSymList
 )
 

@@ -166,7 +166,9 @@ func (s *session) Header(name, value string, m *gomilter.Modifier) (gomilter.Res
 	if s.msg != nil && strings.EqualFold(name, arName) {
 		s.msg.ar = append(s.msg.ar, value)
 	}
-	return gomilter.RespContinue, nil
+	// SMFIP_NOHREPL: the MTA expects no reply to a header, and go-milter
+	// sends none for a nil response.
+	return nil, nil
 }
 
 func (s *session) Headers(textproto.MIMEHeader, *gomilter.Modifier) (gomilter.Response, error) {
