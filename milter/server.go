@@ -14,8 +14,10 @@ import (
 
 // What the milter asks of the MTA at negotiation. Only the stages that carry
 // something we use are kept: RCPT, DATA, EOH, unknown commands and the body
-// are switched off to save round trips. Header replies stay on: go-milter
-// always answers a header.
+// are switched off to save round trips. Headers are read (for forged
+// Authentication-Results) without a reply each (SMFIP_NOHREPL): go-milter
+// writes nothing when the Header callback returns a nil response, and both
+// Postfix and Sendmail honour the flag at protocol version 2 (e2e/).
 const (
 	protocol = gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoEOH |
 		gomilter.OptNoUnknown | gomilter.OptNoData | gomilter.OptNoHeaderReply
