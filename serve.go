@@ -52,6 +52,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 
 	d := newDaemon(cl, cfg, stderr)
+	// go-milter reports session errors through the standard log package;
+	// this sends them through the same handler and format as ours.
+	slog.SetDefault(d.log)
 	if err := d.start(); err != nil {
 		d.log.Error("cannot start", "err", err)
 		return exitError
