@@ -28,6 +28,12 @@ type probe struct {
 
 func (p *probe) note(s string) { p.mu.Lock(); *p.seen = append(*p.seen, s); p.mu.Unlock() }
 
+// Header sends no reply, as the session does: the probe negotiates the
+// session's protocol flags, SMFIP_NOHREPL among them.
+func (p *probe) Header(string, string, *gomilter.Modifier) (gomilter.Response, error) {
+	return nil, nil
+}
+
 func (p *probe) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
 	p.note("connect j=" + m.Macros["j"])
 	return gomilter.RespContinue, nil
