@@ -538,17 +538,8 @@ func ctrWaitReady(t *testing.T, url string, exited <-chan error) {
 // for alice@example.org through the milter at addr.
 func ctrSendMessage(t *testing.T, addr string) ([]milter.ModifyAction, *milter.Action) {
 	t.Helper()
-	client := milter.NewClientWithOptions("tcp", addr, milter.ClientOptions{
-		ReadTimeout:  10 * time.Second,
-		WriteTimeout: 10 * time.Second,
-		ActionMask:   milter.OptAddHeader | milter.OptChangeHeader,
-	})
-	defer client.Close()
-	s, err := client.Session()
-	if err != nil {
-		t.Fatalf("milter session: %v", err)
-	}
-	defer s.Close()
+	s, done := milterSession(t, addr)
+	defer done()
 
 	step := func(what string, act *milter.Action, err error) {
 		t.Helper()

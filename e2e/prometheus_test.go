@@ -231,17 +231,8 @@ func promStderr(err error) []byte {
 // action other than continue (a reject, for a failing sender).
 func promSend(t *testing.T, addr, sender string) {
 	t.Helper()
-	client := milter.NewClientWithOptions("tcp", addr, milter.ClientOptions{
-		ReadTimeout:  10 * time.Second,
-		WriteTimeout: 10 * time.Second,
-		ActionMask:   milter.OptAddHeader | milter.OptChangeHeader,
-	})
-	defer client.Close()
-	s, err := client.Session()
-	if err != nil {
-		t.Fatalf("milter session: %v", err)
-	}
-	defer s.Close()
+	s, done := milterSession(t, addr)
+	defer done()
 
 	steps := []func() (*milter.Action, error){
 		func() (*milter.Action, error) {
