@@ -46,13 +46,15 @@ func clean(s string, max int) string {
 	if !cut {
 		return b.String()
 	}
-	// Make room for the marker, backing off to a character boundary.
+	// Make room for the marker, backing off to a character boundary. What
+	// was kept may already be shorter than that room (the character that did
+	// not fit was wide).
 	v := b.String()
-	end := max - len(truncated)
+	end := min(max-len(truncated), len(v))
 	if end < 0 {
 		end = 0
 	}
-	for end > 0 && !utf8.RuneStart(v[end]) {
+	for end > 0 && end < len(v) && !utf8.RuneStart(v[end]) {
 		end--
 	}
 	return v[:end] + truncated

@@ -27,6 +27,11 @@ func TestClean(t *testing.T) {
 		{strings.Repeat("x", 11), 10, "xxxxxxx..."},
 		{"ab" + strings.Repeat("ö", 5), 8, "abö..."}, // cut on a character boundary
 		{"", 10, ""},
+		// The character that does not fit is wide: what was kept is exactly
+		// the room left for the marker (found by FuzzSession).
+		{"xxxxxxx😀", 10, "xxxxxxx..."},
+		{"xxxxxx😀", 10, "xxxxxx😀"},
+		{"xxxxxxxx😀", 10, "xxxxxxx..."},
 	}
 	for _, c := range cases {
 		got := clean(c.in, c.max)
