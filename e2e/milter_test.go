@@ -66,6 +66,18 @@ const (
 	milterCheckTimeout = "5s"
 )
 
+// startMilters starts the three milters every MTA run uses: one that only
+// marks, one that rejects HELO and MAIL FROM fails and defers temperrors,
+// and the same in dry-run mode.
+func startMilters(t *testing.T, dnsAddr string) (mark, rej, dry *milterProc) {
+	t.Helper()
+	enforce := []string{"--reject", "fail", "--reject-helo", "fail", "--defer-temperror"}
+	mark = startMilter(t, "mark", dnsAddr)
+	rej = startMilter(t, "reject", dnsAddr, enforce...)
+	dry = startMilter(t, "dry-run", dnsAddr, append(enforce, "--dry-run")...)
+	return mark, rej, dry
+}
+
 // startMilter runs spfmilter against the test DNS server, trusting no
 // network (the clients come from loopback), with our authserv-id. extra
 // flags are appended (e.g. --reject fail).

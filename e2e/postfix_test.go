@@ -152,9 +152,7 @@ func postfixRun(t *testing.T) *mtaRun {
 	dir := openRunDir(t)
 	dns := startDNS(t)
 	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
-	mark := startMilter(t, "mark", dns.Addr())
-	rej := startMilter(t, "reject", dns.Addr(), "--reject", "fail", "--reject-helo", "fail", "--defer-temperror")
-	dry := startMilter(t, "dry-run", dns.Addr(), "--reject", "fail", "--reject-helo", "fail", "--defer-temperror", "--dry-run")
+	mark, rej, dry := startMilters(t, dns.Addr())
 	s := startSink(t, dir)
 	p1, p2, p3 := freePort(t), freePort(t), freePort(t)
 	r := &mtaRun{
