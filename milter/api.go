@@ -7,15 +7,22 @@
 // The milter evaluates SPF at MAIL FROM — the HELO identity first, then
 // MAIL FROM (RFC 7208 §2.3, §2.4) — so a rejection happens before DATA. The
 // HELO result is computed once per HELO name and reused for the following
-// messages of the connection. Every MAIL FROM starts a new verdict; ABORT
-// (RSET, STARTTLS, a rejection) forgets the current one.
+// messages of the connection. Both checks of one MAIL command share one
+// deadline, the checker's Timeout (check_timeout), so the MTA has its
+// answer within that time of sending MAIL whatever DNS does; its milter
+// timeout for MAIL must be longer. A HELO that names no domain (empty, an
+// address literal, one label) is not checked (RFC 7208 §2.3): it is
+// reported as not checked, left out of Authentication-Results, and no
+// Policy.HELO entry applies to it. Every MAIL FROM starts a new verdict;
+// ABORT (RSET, STARTTLS, a rejection) forgets the current one.
 //
 // A reject or tempfail is answered with an SMFIR_REPLYCODE reply (RFC 7372:
 // fail, softfail, neutral, none → 550 5.7.23; permerror → 550 5.7.24;
 // temperror → 451 4.7.24 when deferred). Its text is Config.RejectText, see
 // expandReply for the placeholders ({result}, {identity}, {domain},
 // {sender}, {ip}, {helo}, {explanation}); it is sanitised to one line of
-// printable ASCII of at most 200 bytes, with '%' doubled as both MTAs expect.
+// printable ASCII of at most 200 bytes ('§' spelt "section"; see
+// sanitizeReply for why never UTF-8), with '%' doubled as both MTAs expect.
 // An accepted message gets Received-SPF and Authentication-Results at the top
 // of its header at end of message; Authentication-Results fields that carry
 // our authserv-id are deleted first (RFC 8601 §5), also for skipped messages.
@@ -62,7 +69,11 @@ type Policy struct {
 type Config struct {
 	Checker    *spf.Checker
 	Policy     Policy
-	AuthservID string // "" means the MTA's j macro, then the host name
+	AuthservID string // "" means the MTA's j macro, then HostName
+	// HostName is this host's name, taken when the configuration is built;
+	// the authserv-id when neither AuthservID nor the j macro gives one,
+	// "localhost" when it is empty too.
+	HostName string
 	// Receiver is Received-SPF's receiver (RFC 7208 §9.1); "" means the
 	// authserv-id in use. HideReceiver leaves it out.
 	Receiver          string
@@ -79,23 +90,56 @@ type Config struct {
 type Observer interface {
 	ConnOpened()
 	ConnClosed()
-	// SPFResult is called once per evaluated identity ("helo", "mailfrom").
-	// A HELO result reused for a later message of the same connection is
-	// not evaluated again and not reported again.
+	// SPFResult is called once per evaluated identity (IdentityLabels):
+	// result is the RFC 7208 result, or ResultNotChecked for a HELO that
+	// names no domain (then d is the time taken to find that out). A HELO
+	// result reused for a later message of the same connection is not
+	// evaluated again and not reported again.
 	SPFResult(identity, result string, d time.Duration)
-	// Action is called once per message: action is "accept", "reject",
-	// "tempfail" or "skip"; reason is "" or, for skip, "trusted_network",
-	// "authenticated", "no_client_ip" (the MTA gave no client address) or
-	// "unconfigured" (no Config or Checker; also counted as Error("mail"));
-	// dry-run verdicts report the action they would take with reason
-	// "dry_run". Reject and tempfail are reported at MAIL FROM, the others
-	// at end of message, so a transaction aborted before its end is not
-	// counted.
+	// Action is called once per message: action is one of ActionLabels;
+	// reason is "" or, for ActionSkip, one of SkipReasons
+	// (SkipUnconfigured is also counted as Error(StageMail)); dry-run
+	// verdicts report the action they would take with reason ReasonDryRun.
+	// Reject and tempfail are reported at MAIL FROM, the others at end of
+	// message, so a transaction aborted before its end is not counted.
 	Action(action, reason string)
-	// Error counts failures by milter stage ("connect", "helo", "mail",
-	// "header", "eom").
+	// Error counts failures by milter stage (StageLabels).
 	Error(stage string)
 }
+
+// Values the Observer is called with besides the Action constants and the
+// spf results. metrics builds its label sets from these lists.
+const (
+	// ActionSkip is the Observer's action for a message SPF was not
+	// evaluated for; it is never a Policy entry.
+	ActionSkip = "skip"
+	// ReasonDryRun is the reason of every action of a dry run.
+	ReasonDryRun = "dry_run"
+	// ResultNotChecked is the result reported for a HELO identity that
+	// names no domain (spf.Outcome.NotChecked): no check ran.
+	ResultNotChecked = "not_checked"
+	// The milter stages an Error is counted at.
+	StageMail = "mail"
+	StageEOM  = "eom"
+)
+
+// IdentityLabels are the identities SPFResult reports.
+func IdentityLabels() []string {
+	return []string{string(spf.IdentityHELO), string(spf.IdentityMailFrom)}
+}
+
+// ActionLabels are the actions Action reports.
+func ActionLabels() []string {
+	return []string{string(ActionAccept), string(ActionReject), string(ActionTempfail), ActionSkip}
+}
+
+// SkipReasons are the reasons Action reports with ActionSkip.
+func SkipReasons() []string {
+	return []string{SkipTrustedNetwork, SkipAuthenticated, SkipNoClientIP, SkipUnconfigured}
+}
+
+// StageLabels are the stages Error reports.
+func StageLabels() []string { return []string{StageMail, StageEOM} }
 
 // Options are fixed for the life of a Server.
 type Options struct {

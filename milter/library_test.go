@@ -164,13 +164,14 @@ func TestLibraryHeadersSurviveMessages(t *testing.T) {
 }
 
 // The MAIL FROM callback gets the address only, brackets trimmed; ESMTP
-// parameters are dropped.
+// parameters are dropped, SMTPUTF8 among them: the milter cannot tell an
+// SMTPUTF8 transaction, so its replies stay ASCII (sanitizeReply).
 func TestLibraryMailArgument(t *testing.T) {
 	ps := startProbe(t, gomilter.RespContinue)
 	m := ps.session(t)
 	m.helo("helo.pass.test")
 	m.must(m.cs.Macros(gomilter.CodeMail))
-	act, err := m.cs.Mail("alice@pass.test", []string{"SIZE=100", "BODY=8BITMIME"})
+	act, err := m.cs.Mail("alice@pass.test", []string{"SIZE=100", "BODY=8BITMIME", "SMTPUTF8"})
 	m.continued("mail", act, err)
 	m.cs.Close()
 	ps.mu.Lock()

@@ -24,9 +24,11 @@ func severity(a Action) int {
 	return 0
 }
 
-// decide applies p to the results. helo is nil when the HELO identity was not
-// checked. HELO is considered first (RFC 7208 §2.3); when both identities call
-// for the same action, HELO is reported as the reason.
+// decide applies p to the results. helo is nil or NotChecked when the HELO
+// identity was not checked: it has no result, and no entry of p.HELO
+// matches it (not even None). HELO is considered first (RFC 7208 §2.3);
+// when both identities call for the same action, HELO is reported as the
+// reason.
 func decide(p Policy, helo *spf.Outcome, mailFrom *spf.Outcome) verdict {
 	v := verdict{Action: ActionAccept}
 	for _, c := range []struct {
@@ -36,7 +38,7 @@ func decide(p Policy, helo *spf.Outcome, mailFrom *spf.Outcome) verdict {
 		{p.HELO, helo},
 		{p.MailFrom, mailFrom},
 	} {
-		if c.out == nil {
+		if c.out == nil || c.out.NotChecked {
 			continue
 		}
 		a := c.table[c.out.Result]

@@ -75,6 +75,9 @@ func TestSanitizeReply(t *testing.T) {
 		{"tab\there\x00nul\x7fdel", "tab here nul del"},
 		{"100% sure, %s %d", "100%% sure, %%s %%d"},
 		{"caf\u00e9 \xff", "caf? ?"},
+		// The problem texts cite RFC sections; the reply spells the sign.
+		{"HELO is not a fully qualified domain name (RFC 7208 §2.3)", "HELO is not a fully qualified domain name (RFC 7208 section 2.3)"},
+		{"§ 4.6.4 and §§", "section 4.6.4 and section section"},
 		{"", ""},
 	} {
 		if got := sanitizeReply(tc.in); got != tc.want {

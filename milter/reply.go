@@ -74,13 +74,25 @@ func defaultExplanation(r spf.Result, domain, ip string) string {
 	return domain + " does not designate " + ip + " as permitted sender"
 }
 
+// sectionSign spells out the section sign that problem texts use ("RFC
+// 7208 §2.3" becomes "RFC 7208 section 2.3").
+var sectionSign = strings.NewReplacer("§ ", "section ", "§", "section ")
+
 // sanitizeReply makes s safe as the text of one SMTP reply line sent with
 // SMFIR_REPLYCODE: printable ASCII only (CR, LF, tabs and other controls
-// become spaces, other characters '?'), runs of spaces collapsed, '%' doubled
-// because Sendmail uses the reply as a format string and Postfix turns "%%"
-// back into "%" (postfix milter8.c), and at most maxReplyText bytes without
-// splitting a "%%".
+// become spaces, '§' the word "section", other characters '?'), runs of
+// spaces collapsed, '%' doubled because Sendmail uses the reply as a format
+// string and Postfix turns "%%" back into "%" (postfix milter8.c), and at
+// most maxReplyText bytes without splitting a "%%".
+//
+// Reply text is US-ASCII (RFC 5321 §4.2, textstring); RFC 6531 allows UTF-8
+// only in a transaction whose MAIL command carried SMTPUTF8. The milter
+// cannot know that: the MTAs send the MAIL parameters after the address in
+// SMFIC_MAIL, but go-milter v0.5.0 hands MailFrom the address alone
+// (TestLibraryMailArgument), and neither MTA has a macro for it. So every
+// reply is ASCII.
 func sanitizeReply(s string) string {
+	s = sectionSign.Replace(s)
 	var b strings.Builder
 	space := true // drops leading spaces
 	for _, r := range s {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"net/textproto"
-	"os"
 	"strings"
 	"time"
 
@@ -24,6 +23,8 @@ const (
 	// local submission). Without an address there is nothing to check, and
 	// guessing one would produce a false verdict.
 	SkipNoClientIP = "no_client_ip"
+	// SkipUnconfigured: no Config or no Checker; also counted as an error.
+	SkipUnconfigured = "unconfigured"
 )
 
 const arName = "Authentication-Results"
@@ -60,16 +61,12 @@ type heloCheck struct {
 type message struct {
 	cfg        *Config // snapshot taken at MAIL FROM
 	start      time.Time
-	sender     string
+	facts      Facts
 	queueID    string
 	authAuthen string
 	authType   string
-	skip       string // skip reason; "" when SPF was evaluated
-	helo       *spf.Outcome
-	mailFrom   *spf.Outcome
-	verdict    verdict
+	dec        Decision
 	done       bool     // the verdict was already answered (reject, tempfail)
-	dryReply   string   // the reply a dry run did not send
 	ar         []string // values of the Authentication-Results fields, in order
 }
 
@@ -100,62 +97,35 @@ func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, er
 func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
 	cfg := s.srv.cfg.Load()
 	msg := &message{
-		cfg:        cfg,
-		start:      time.Now(),
-		sender:     envelopeAddress(from),
+		cfg:   cfg,
+		start: time.Now(),
+		facts: Facts{
+			IP:            s.ip,
+			HELO:          s.helo,
+			Sender:        envelopeAddress(from),
+			MTAName:       s.j,
+			Authenticated: m.Macros["{auth_authen}"] != "",
+		},
 		queueID:    m.Macros["i"],
 		authAuthen: m.Macros["{auth_authen}"],
 		authType:   m.Macros["{auth_type}"],
 	}
 	s.msg = msg
 	if cfg == nil || cfg.Checker == nil {
-		s.srv.obs.Error("mail")
+		s.srv.obs.Error(StageMail)
 		s.log().Error("no SPF checker configured; message passes unchecked", "queue_id", msg.queueID)
-		msg.skip = "unconfigured"
+		msg.dec = Decision{Skip: SkipUnconfigured, Action: ActionAccept}
 		return gomilter.RespContinue, nil
 	}
-	switch {
-	case !s.ip.IsValid():
-		msg.skip = SkipNoClientIP
-	case trusted(cfg.TrustedNetworks, s.ip):
-		msg.skip = SkipTrustedNetwork
-	case cfg.SkipAuthenticated && msg.authAuthen != "":
-		msg.skip = SkipAuthenticated
-	}
-	if msg.skip != "" {
-		return gomilter.RespContinue, nil
-	}
-
-	// RFC 7208 §2.3: the HELO identity first, then MAIL FROM (§2.4). Both
-	// are kept for the headers and the log.
-	ctx := s.srv.ctx
-	if s.helo != "" {
-		if hc := s.heloCheck; hc == nil || hc.name != s.helo || hc.checker != cfg.Checker {
-			out := cfg.Checker.CheckHELO(ctx, spf.Args{IP: s.ip, HELO: s.helo})
-			s.srv.obs.SPFResult(string(spf.IdentityHELO), string(out.Result), out.Duration)
-			s.heloCheck = &heloCheck{name: s.helo, checker: cfg.Checker, out: out}
-		}
-		out := s.heloCheck.out
-		msg.helo = &out
-	}
-	out := cfg.Checker.CheckMailFrom(ctx, spf.Args{IP: s.ip, Sender: msg.sender, HELO: s.helo})
-	s.srv.obs.SPFResult(string(spf.IdentityMailFrom), string(out.Result), out.Duration)
-	msg.mailFrom = &out
-	msg.verdict = decide(cfg.Policy, msg.helo, msg.mailFrom)
-
-	if msg.verdict.Action == ActionAccept {
-		return gomilter.RespContinue, nil
-	}
-	reply := replyFor(msg.verdict, cfg.RejectText, s.ip, s.helo)
-	if cfg.DryRun {
-		msg.dryReply = reply
+	msg.dec = cfg.evaluate(s.srv.ctx, msg.facts, &s.heloCheck, s.srv.obs)
+	if msg.dec.Action == ActionAccept || cfg.DryRun {
 		return gomilter.RespContinue, nil
 	}
 	// A reject or tempfail is answered now, before DATA, with our own reply
 	// text. SMFIR_REPLYCODE keeps the library's session (see the type doc).
 	msg.done = true
-	s.report(msg, "reply", reply)
-	return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), reply), nil
+	s.report(msg, "reply", msg.dec.Reply)
+	return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), msg.dec.Reply), nil
 }
 
 func (s *session) RcptTo(string, *gomilter.Modifier) (gomilter.Response, error) {
@@ -204,7 +174,10 @@ func (s *session) eom(ed headerEditor, macros map[string]string) error {
 		return nil
 	}
 	msg.queueID = cmp.Or(macros["i"], msg.queueID)
-	id := s.authservID(msg.cfg)
+	id := "localhost"
+	if msg.cfg != nil {
+		id = msg.cfg.authservID(s.j)
+	}
 
 	// RFC 8601 §5: fields that claim our authserv-id and arrive from outside
 	// are forged. The index of SMFIR_CHGHEADER is 1-based among the fields of
@@ -219,19 +192,8 @@ func (s *session) eom(ed headerEditor, macros map[string]string) error {
 		}
 	}
 
-	if msg.skip == "" && msg.mailFrom != nil {
-		in := headers.Input{
-			AuthservID:   id,
-			ClientIP:     s.ip,
-			HELO:         s.helo,
-			EnvelopeFrom: msg.sender,
-			HELOResult:   msg.helo,
-			MailFrom:     *msg.mailFrom,
-		}
-		if !msg.cfg.HideReceiver {
-			in.Receiver = cmp.Or(msg.cfg.Receiver, id)
-		}
-		fields := headers.Fields(in)
+	if msg.cfg != nil {
+		fields := msg.cfg.Fields(msg.facts, msg.dec)
 		// Inserting each at the top, last first, leaves them on top in
 		// Fields' order.
 		for i := len(fields) - 1; i >= 0; i-- {
@@ -240,30 +202,17 @@ func (s *session) eom(ed headerEditor, macros map[string]string) error {
 			}
 		}
 	}
-	if msg.dryReply != "" {
-		s.report(msg, "dry_run_reply", msg.dryReply)
+	if msg.dec.Reply != "" {
+		s.report(msg, "dry_run_reply", msg.dec.Reply)
 	} else {
 		s.report(msg)
 	}
 	return nil
 }
 
-// authservID is the configured name, else the MTA's j macro, else the host
-// name.
-func (s *session) authservID(cfg *Config) string {
-	if cfg != nil && cfg.AuthservID != "" {
-		return cfg.AuthservID
-	}
-	if s.j != "" {
-		return s.j
-	}
-	h, _ := os.Hostname()
-	return cmp.Or(h, "localhost")
-}
-
 func (s *session) Abort(m *gomilter.Modifier) error {
 	if s.msg != nil && !s.msg.done {
-		s.log().Debug("milter transaction aborted", "queue_id", s.msg.queueID, "sender", s.msg.sender)
+		s.log().Debug("milter transaction aborted", "queue_id", s.msg.queueID, "sender", s.msg.facts.Sender)
 	}
 	s.msg = nil
 	return nil
@@ -271,29 +220,33 @@ func (s *session) Abort(m *gomilter.Modifier) error {
 
 // report writes the message's verdict line and tells the Observer.
 func (s *session) report(msg *message, extra ...any) {
-	action, reason := string(msg.verdict.Action), ""
+	d := msg.dec
+	action, reason := string(d.Action), ""
 	switch {
-	case msg.skip != "":
-		action, reason = "skip", msg.skip
+	case d.Skip != "":
+		action, reason = ActionSkip, d.Skip
 	case msg.cfg.DryRun:
-		reason = "dry_run"
+		reason = ReasonDryRun
 	}
 	s.srv.obs.Action(action, reason)
 
 	attrs := []any{
 		"queue_id", msg.queueID,
 		"client_ip", addrString(s.ip),
-		"helo", s.helo,
-		"sender", msg.sender,
-		"helo_result", resultString(msg.helo),
-		"mailfrom_result", resultString(msg.mailFrom),
+		"helo", msg.facts.HELO,
+		"sender", msg.facts.Sender,
+		"helo_result", resultLabel(d.HELO),
+		"mailfrom_result", resultLabel(d.MailFrom),
 		"action", action,
+	}
+	if d.HELO != nil && d.HELO.NotChecked {
+		attrs = append(attrs, "helo_not_checked", d.HELO.Problem)
 	}
 	if reason != "" {
 		attrs = append(attrs, "reason", reason)
 	}
-	if msg.verdict.Outcome != nil {
-		attrs = append(attrs, "identity", string(msg.verdict.Outcome.Identity))
+	if d.Identity != "" {
+		attrs = append(attrs, "identity", string(d.Identity))
 	}
 	if msg.authAuthen != "" {
 		attrs = append(attrs, "auth", msg.authAuthen)
@@ -301,13 +254,6 @@ func (s *session) report(msg *message, extra ...any) {
 	attrs = append(attrs, extra...)
 	attrs = append(attrs, "duration", time.Since(msg.start))
 	s.log().Info("spf verdict", attrs...)
-}
-
-func resultString(o *spf.Outcome) string {
-	if o == nil {
-		return ""
-	}
-	return string(o.Result)
 }
 
 func addrString(a netip.Addr) string {

@@ -528,7 +528,8 @@ func TestQueueIDFromMailStage(t *testing.T) {
 	}
 }
 
-// A client that never sent HELO: only MAIL FROM is checked and reported.
+// A client that never sent HELO: only MAIL FROM is checked; the HELO is
+// reported as not checked.
 func TestNoHELO(t *testing.T) {
 	h := start(t, Options{Config: testConfig(world())})
 	m := h.connect(gomilter.FamilyInet, clientA)
@@ -538,8 +539,11 @@ func TestNoHELO(t *testing.T) {
 		t.Errorf("fields %s", dump(got))
 	}
 	_, _, _, results, _ := h.obs.snapshot()
-	if !slices.Equal(results, []string{"mailfrom=pass"}) {
+	if !slices.Equal(results, []string{"helo=not_checked", "mailfrom=pass"}) {
 		t.Errorf("results %v", results)
+	}
+	if !strings.Contains(h.logs.String(), "helo_result=not_checked") {
+		t.Errorf("log:\n%s", h.logs.String())
 	}
 }
 

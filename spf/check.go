@@ -33,14 +33,16 @@ type Args struct {
 	Trace  bool   // record a step-by-step trace in Outcome.Trace
 }
 
-// CheckHELO evaluates the HELO identity (RFC 7208 §2.3). An IP-literal or a
-// name that is not a fully qualified domain yields None. The sender checked
-// is postmaster@<HELO>.
+// CheckHELO evaluates the HELO identity (RFC 7208 §2.3). An empty HELO, an
+// IP-literal or a name that is not a fully qualified domain is not checked:
+// the Outcome has NotChecked set (and Result None, Problem the reason). The
+// sender checked is postmaster@<HELO>.
 func (c *Checker) CheckHELO(ctx context.Context, a Args) Outcome {
 	start := time.Now()
 	o := Outcome{Identity: IdentityHELO}
 	d, problem := heloDomain(a.HELO)
 	if problem != "" {
+		o.NotChecked = true
 		return none(o, problem, start)
 	}
 	o.Domain = d
@@ -86,6 +88,9 @@ func DefaultExplanation(domain string, ip netip.Addr) string {
 
 // heloDomain normalizes a HELO argument, or says why it cannot be checked.
 func heloDomain(helo string) (string, string) {
+	if helo == "" {
+		return "", "no HELO/EHLO name given"
+	}
 	if isIPLiteral(helo) {
 		return "", "HELO is an address literal"
 	}

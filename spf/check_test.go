@@ -391,9 +391,13 @@ func TestIdentities(t *testing.T) {
 		if tc.domain != "" && o.Sender != "postmaster@"+tc.domain {
 			t.Errorf("HELO %q: sender %q", tc.helo, o.Sender)
 		}
+		// A HELO without a domain is not checked (§2.3): no SPF result.
+		if o.NotChecked != (tc.domain == "") {
+			t.Errorf("HELO %q: NotChecked %v", tc.helo, o.NotChecked)
+		}
 		// The null sender is checked as postmaster@<HELO> (§2.4).
 		m := c.CheckMailFrom(ctx, spf.Args{IP: ip4, HELO: tc.helo})
-		if m.Result != tc.res || m.Domain != tc.domain || m.Identity != spf.IdentityMailFrom {
+		if m.Result != tc.res || m.Domain != tc.domain || m.Identity != spf.IdentityMailFrom || m.NotChecked {
 			t.Errorf("null sender, HELO %q: %+v", tc.helo, m)
 		}
 	}

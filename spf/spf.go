@@ -102,4 +102,11 @@ type Outcome struct {
 	VoidLookups int
 	Duration    time.Duration
 	Trace       []string // step by step, only when asked for
+	// NotChecked is set by CheckHELO when the HELO gives check_host() no
+	// domain to check: it is empty, an address literal or not a fully
+	// qualified domain name (RFC 7208 §2.3: the check "can only be
+	// performed when the HELO identity is a fully qualified domain name").
+	// Result is then None and Problem says why, but no check ran and no
+	// SPF result exists: report it as not checked and act on nothing.
+	NotChecked bool
 }

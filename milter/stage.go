@@ -1,0 +1,147 @@
+package milter
+
+import (
+	"cmp"
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/spfmilter/spfmilter/headers"
+	"github.com/spfmilter/spfmilter/spf"
+)
+
+// Facts are what the MTA tells the milter about one MAIL command.
+type Facts struct {
+	IP     netip.Addr // the SMTP client; invalid when the MTA gave none
+	HELO   string     // the last HELO/EHLO argument, "" when none was sent
+	Sender string     // the MAIL FROM address without angle brackets; "" is the null sender
+	// MTAName is the MTA's own name (macro j), "" when it sent none.
+	MTAName string
+	// Authenticated is set for a SASL-authenticated session (macro
+	// {auth_authen}).
+	Authenticated bool
+}
+
+// Decision is the milter's answer to one MAIL command.
+type Decision struct {
+	// Skip is the reason SPF was not evaluated (SkipTrustedNetwork, …); ""
+	// when it was. A skipped message gets no SPF headers.
+	Skip string
+	// HELO is the HELO identity's outcome; its NotChecked is set when the
+	// HELO names no domain. nil when SPF was skipped.
+	HELO     *spf.Outcome
+	MailFrom *spf.Outcome // nil when SPF was skipped
+	Action   Action
+	// Identity is the identity whose result decided a reject or tempfail;
+	// "" for accept.
+	Identity spf.Identity
+	// Reply is the SMTP reply for a reject or tempfail ("" for accept).
+	// Under Config.DryRun it is the reply that would have been sent.
+	Reply string
+}
+
+// Evaluate answers one MAIL command as the milter does, with no earlier
+// HELO result to reuse. The check command uses it to say what the daemon
+// would do.
+func (cfg *Config) Evaluate(ctx context.Context, f Facts) Decision {
+	var hc *heloCheck
+	return cfg.evaluate(ctx, f, &hc, nil)
+}
+
+// stageBudget is the one deadline of an SMTP stage: the HELO and MAIL FROM
+// checks of one MAIL command share the checker's timeout, so that the MTA
+// gets its answer within check_timeout of sending MAIL, whatever DNS does.
+// Each check's own deadline (Checker.Timeout) can only shorten it.
+func stageBudget(c *spf.Checker) time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return spf.DefaultTimeout
+}
+
+// evaluate is Evaluate with the connection's HELO result: *hc is reused
+// when it holds the same HELO name checked by the same checker, and is
+// replaced otherwise. obs, when not nil, is told about each identity
+// actually evaluated (a reused HELO result is not reported again).
+func (cfg *Config) evaluate(ctx context.Context, f Facts, hc **heloCheck, obs Observer) Decision {
+	var d Decision
+	switch {
+	case !f.IP.IsValid():
+		d.Skip = SkipNoClientIP
+	case trusted(cfg.TrustedNetworks, f.IP):
+		d.Skip = SkipTrustedNetwork
+	case cfg.SkipAuthenticated && f.Authenticated:
+		d.Skip = SkipAuthenticated
+	}
+	if d.Skip != "" {
+		d.Action = ActionAccept
+		return d
+	}
+	ctx, cancel := context.WithTimeout(ctx, stageBudget(cfg.Checker))
+	defer cancel()
+
+	// RFC 7208 §2.3: the HELO identity first, then MAIL FROM (§2.4).
+	if c := *hc; c == nil || c.name != f.HELO || c.checker != cfg.Checker {
+		out := cfg.Checker.CheckHELO(ctx, spf.Args{IP: f.IP, HELO: f.HELO})
+		if obs != nil {
+			obs.SPFResult(string(spf.IdentityHELO), resultLabel(&out), out.Duration)
+		}
+		*hc = &heloCheck{name: f.HELO, checker: cfg.Checker, out: out}
+	}
+	helo := (*hc).out
+	d.HELO = &helo
+	mf := cfg.Checker.CheckMailFrom(ctx, spf.Args{IP: f.IP, Sender: f.Sender, HELO: f.HELO})
+	if obs != nil {
+		obs.SPFResult(string(spf.IdentityMailFrom), resultLabel(&mf), mf.Duration)
+	}
+	d.MailFrom = &mf
+
+	v := decide(cfg.Policy, d.HELO, d.MailFrom)
+	d.Action = v.Action
+	if v.Action != ActionAccept {
+		d.Identity = v.Outcome.Identity
+		d.Reply = replyFor(v, cfg.RejectText, f.IP, f.HELO)
+	}
+	return d
+}
+
+// Fields are the header fields the milter adds to a message that got d, in
+// top-to-bottom order; none when SPF was skipped.
+func (cfg *Config) Fields(f Facts, d Decision) []headers.Field {
+	if d.Skip != "" || d.MailFrom == nil {
+		return nil
+	}
+	id := cfg.authservID(f.MTAName)
+	in := headers.Input{
+		AuthservID:   id,
+		ClientIP:     f.IP,
+		HELO:         f.HELO,
+		EnvelopeFrom: f.Sender,
+		MailFrom:     *d.MailFrom,
+	}
+	if d.HELO != nil && !d.HELO.NotChecked {
+		in.HELOResult = d.HELO
+	}
+	if !cfg.HideReceiver {
+		in.Receiver = cmp.Or(cfg.Receiver, id)
+	}
+	return headers.Fields(in)
+}
+
+// authservID is the configured name, else the MTA's name (macro j), else
+// the host name, else "localhost": the one fallback for this host's name.
+func (cfg *Config) authservID(mtaName string) string {
+	return cmp.Or(cfg.AuthservID, mtaName, cfg.HostName, "localhost")
+}
+
+// resultLabel is an outcome's result as the Observer and the log report
+// it: the RFC 7208 result, or ResultNotChecked.
+func resultLabel(o *spf.Outcome) string {
+	switch {
+	case o == nil:
+		return ""
+	case o.NotChecked:
+		return ResultNotChecked
+	}
+	return string(o.Result)
+}
