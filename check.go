@@ -10,30 +10,51 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spfmilter/spfmilter/headers"
+	"github.com/spfmilter/spfmilter/milter"
 	"github.com/spfmilter/spfmilter/spf"
+	"github.com/spfmilter/spfmilter/spf/resolver"
 )
 
-const checkUsage = `Usage: spfmilter check --ip IP --sender ADDR --helo NAME [--json] [--trace] [flags]
+const checkUsage = `Usage: spfmilter check --ip IP --sender ADDR --helo NAME [--json] [--trace] [settings]
 
-Evaluates the HELO and MAIL FROM identities of one SMTP client once, with the
-daemon's settings (--config and the same flags), and prints the verdicts and
-the header fields the milter would add. The exit status is 0 whatever the SPF
-results, 2 for bad arguments.
+Evaluates the HELO and MAIL FROM identities of one SMTP client once, as the
+daemon does with the same settings, and prints the verdicts, the action and
+SMTP reply the daemon would send, and the header fields it would add. The
+exit status is 0 whatever the SPF results, 2 for bad arguments.
 
 With --json it prints one object:
-  {"helo": R or null, "mailfrom": R,
+  {"helo": R, "mailfrom": R, "action": A, "reason": S, "reply": S,
+   "dns_queries": N, "dns_cache_hits": N,
    "headers": {"Received-SPF": "…", "Authentication-Results": "…"}}
 where R is {"identity", "domain", "result", "mechanism", "explanation",
 "problem", "dns_lookups", "void_lookups", "duration_ms"} and, with --trace,
-"trace". "helo" is null when the HELO gives no domain to check: --helo empty,
-an address literal such as [192.0.2.1], or a name that is not a fully
-qualified domain. Header values are folded with CRLF and a tab.
+"trace". A HELO that names no domain (--helo empty, an address literal such
+as [192.0.2.1], a name that is not a fully qualified domain) is not checked:
+its result is "not_checked" and its problem says why. dns_lookups counts the
+DNS-querying terms of RFC 7208 section 4.6.4 (at most 10), void_lookups the
+lookups that found nothing (at most 2); dns_queries is the number of DNS
+queries sent, dns_cache_hits the lookups answered from the cache. A is
+accept, reject, tempfail or skip (reason: trusted_network; dry_run under
+--dry-run); reply is the SMTP reply for reject and tempfail, else "". For a
+client in trusted_networks the daemon checks nothing (action skip, headers
+empty); helo and mailfrom still show the verdicts. Header values are folded
+with CRLF and a tab.
 
-Flags:`
+Flags of check:`
+
+// checkSettingsHelp follows check's own flags in --help.
+const checkSettingsHelp = `
+Settings: every setting of the daemon is accepted here too, from --config
+FILE or as a flag, with the same meaning (e.g. --resolver, --check-timeout,
+--reject, --reject-helo, --defer-temperror, --dry-run, --reject-text,
+--authserv-id, --receiver, --trusted-networks). "spfmilter serve --help"
+lists them all; README.md's settings table explains each.`
 
 // checkArgs are the check command's own flags.
 type checkArgs struct {
@@ -42,21 +63,21 @@ type checkArgs struct {
 }
 
 // runCheck is the check command: it evaluates one client's HELO and MAIL
-// FROM identities once, with the daemon's settings, and prints the verdicts
-// and the header fields the milter would add. The status is 0 whatever the
-// SPF results.
+// FROM identities once, with the daemon's settings, and prints the verdicts,
+// the action and the header fields the milter would add. The status is 0
+// whatever the SPF results.
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("check", flag.ContinueOnError)
 	var ca checkArgs
 	fset.StringVar(&ca.ip, "ip", "", "the SMTP client's `IP` address (required)")
 	fset.StringVar(&ca.sender, "sender", "", "the MAIL FROM `ADDR`ess; empty is the null sender, checked as postmaster@HELO")
-	fset.StringVar(&ca.helo, "helo", "", "the HELO/EHLO `NAME`; empty skips the HELO identity")
+	fset.StringVar(&ca.helo, "helo", "", "the HELO/EHLO `NAME`; empty or without a domain: the HELO is not checked")
 	fset.BoolVar(&ca.json, "json", false, "print one JSON object")
 	fset.BoolVar(&ca.trace, "trace", false, "include the step-by-step evaluation")
 	cl := addConfigFlags(fset)
 	if err := parseFlags(fset, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printFlags(stdout, fset, checkUsage)
+			printCheckHelp(stdout, fset)
 			return exitOK
 		}
 		return fail(stderr, err)
@@ -64,23 +85,28 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if fset.NArg() > 0 {
 		return fail(stderr, fmt.Errorf("unexpected argument %q (see --help)", fset.Arg(0)))
 	}
-	ip, err := ca.validate()
-	if err != nil {
-		return fail(stderr, err)
-	}
 	c, err := cl.load()
 	if err != nil {
 		return fail(stderr, err)
 	}
 	if cl.configCheck {
+		// Only the settings are checked: no client to evaluate.
 		fmt.Fprintln(stdout, "spfmilter: configuration OK")
 		return exitOK
 	}
-	dc, err := newDNSClient(c, nil)
+	ip, err := ca.validate()
 	if err != nil {
 		return fail(stderr, err)
 	}
-	rep := evaluate(context.Background(), c, dc.resolver, spf.Args{IP: ip, Sender: ca.sender, HELO: ca.helo, Trace: ca.trace})
+	var queries queryCounter
+	opts := resolverOptions(c)
+	opts.Observer = &queries
+	r, err := resolver.New(opts)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	rep := evaluate(context.Background(), c, r, milter.Facts{IP: ip, Sender: ca.sender, HELO: ca.helo, Trace: ca.trace})
+	rep.Queries, rep.CacheHits = queries.snapshot()
 	if ca.json {
 		err = rep.writeJSON(stdout, ca.trace)
 	} else {
@@ -91,6 +117,48 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	return exitOK
+}
+
+// printCheckHelp writes check's usage with its own flags only, then points
+// to the settings.
+func printCheckHelp(w io.Writer, fset *flag.FlagSet) {
+	own := flag.NewFlagSet("check", flag.ContinueOnError)
+	fset.VisitAll(func(f *flag.Flag) {
+		if _, ok := f.Value.(*settingFlag); !ok {
+			own.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	printFlags(w, own, checkUsage)
+	fmt.Fprintln(w, checkSettingsHelp)
+}
+
+// queryCounter is check's resolver.Observer: it counts the queries sent and
+// the lookups answered from the cache.
+type queryCounter struct {
+	mu        sync.Mutex
+	queries   int
+	cacheHits int
+}
+
+func (q *queryCounter) ObserveQuery(string, string, time.Duration) {
+	q.mu.Lock()
+	q.queries++
+	q.mu.Unlock()
+}
+
+func (q *queryCounter) ObserveCache(event string) {
+	if event != resolver.CacheHit {
+		return
+	}
+	q.mu.Lock()
+	q.cacheHits++
+	q.mu.Unlock()
+}
+
+func (q *queryCounter) snapshot() (queries, cacheHits int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.queries, q.cacheHits
 }
 
 // validate checks the client facts and returns the IP.
@@ -114,56 +182,55 @@ func (ca *checkArgs) validate() (netip.Addr, error) {
 
 // checkReport is the outcome of one check command.
 type checkReport struct {
-	HELO     *spf.Outcome // nil when the HELO identity yields no check
-	MailFrom spf.Outcome
+	Facts    milter.Facts
+	Decision milter.Decision
+	DryRun   bool
 	Fields   []headers.Field
+	// Queries is the number of DNS queries sent, CacheHits the lookups
+	// answered from the resolver's cache.
+	Queries, CacheHits int
 }
 
-// evaluate checks both identities and builds the header fields as the
-// milter does: the same checks, the same headers.Input, the same
-// headers.Fields. The authserv-id (also Received-SPF's receiver unless
-// the receiver setting names another) is the configured one, else the host name, as the milter's when the MTA sends no
-// j macro.
+// evaluate answers for f as the milter does: the same configuration
+// (milterConfig), the same decision (milter.Config.Evaluate: both checks
+// under one check_timeout, the policy, the reply) and the same header
+// fields (milter.Config.Fields). The check has no MTA, so the authserv-id
+// is the configured one, else the host name, as the milter's when the MTA
+// sends no j macro.
 //
-// The HELO identity is reported (checkReport.HELO) only when it names a
-// domain: an empty HELO, an address literal or a name that is not a fully
-// qualified domain gives check_host() no domain to check (RFC 7208 §2.3).
-// The headers still get whatever outcome the milter would pass them.
-func evaluate(ctx context.Context, c *Config, r spf.Resolver, a spf.Args) checkReport {
-	ch := &spf.Checker{Resolver: r, Timeout: c.CheckTimeout, Receiver: receiverName(c)}
-	var rep checkReport
-	var heloOut *spf.Outcome
-	if a.HELO != "" {
-		o := ch.CheckHELO(ctx, a)
-		heloOut = &o
-		if o.Domain != "" {
-			rep.HELO = heloOut
-		}
+// For a client in trusted_networks the daemon checks nothing; the report
+// says so (action skip, no header fields) but still shows the verdicts, as
+// they would be without trusted_networks.
+func evaluate(ctx context.Context, c *Config, r spf.Resolver, f milter.Facts) checkReport {
+	mc := milterConfig(c, r)
+	d := mc.Evaluate(ctx, f)
+	rep := checkReport{Facts: f, Decision: d, DryRun: mc.DryRun, Fields: mc.Fields(f, d)}
+	if d.Skip == milter.SkipTrustedNetwork {
+		untrusted := *mc
+		untrusted.TrustedNetworks = nil
+		v := untrusted.Evaluate(ctx, f)
+		rep.Decision.HELO, rep.Decision.MailFrom = v.HELO, v.MailFrom
 	}
-	rep.MailFrom = ch.CheckMailFrom(ctx, a)
-	id := authservID(c)
-	in := headers.Input{
-		AuthservID:   id,
-		ClientIP:     a.IP,
-		HELO:         a.HELO,
-		EnvelopeFrom: a.Sender,
-		HELOResult:   heloOut,
-		MailFrom:     rep.MailFrom,
-	}
-	if !c.HideReceiver {
-		in.Receiver = cmp.Or(c.Receiver, id)
-	}
-	rep.Fields = headers.Fields(in)
 	return rep
 }
 
-// authservID is the configured authserv-id, else the host name.
-func authservID(c *Config) string {
-	if c.AuthservID != "" {
-		return c.AuthservID
+// reason is the report's reason word: the skip reason, "dry_run", or "".
+func (rep *checkReport) reason() string {
+	switch {
+	case rep.Decision.Skip != "":
+		return rep.Decision.Skip
+	case rep.DryRun:
+		return milter.ReasonDryRun
 	}
-	h, _ := hostname()
-	return cmp.Or(h, "localhost")
+	return ""
+}
+
+// action is the action as the daemon logs it.
+func (rep *checkReport) action() string {
+	if rep.Decision.Skip != "" {
+		return milter.ActionSkip
+	}
+	return string(rep.Decision.Action)
 }
 
 // outcomeJSON is one identity's verdict in check --json.
@@ -195,6 +262,9 @@ func toJSON(o *spf.Outcome, trace bool) *outcomeJSON {
 		VoidLookups: o.VoidLookups,
 		DurationMS:  math.Round(float64(o.Duration.Microseconds())) / 1000,
 	}
+	if o.NotChecked {
+		j.Result = milter.ResultNotChecked
+	}
 	if trace {
 		t := append([]string{}, o.Trace...)
 		j.Trace = &t
@@ -213,10 +283,19 @@ func (rep *checkReport) writeJSON(w io.Writer, trace bool) error {
 		hdrs[f.Name] = f.Value
 	}
 	out := struct {
-		HELO     *outcomeJSON      `json:"helo"`
-		MailFrom *outcomeJSON      `json:"mailfrom"`
-		Headers  map[string]string `json:"headers"`
-	}{toJSON(rep.HELO, trace), toJSON(&rep.MailFrom, trace), hdrs}
+		HELO         *outcomeJSON      `json:"helo"`
+		MailFrom     *outcomeJSON      `json:"mailfrom"`
+		Action       string            `json:"action"`
+		Reason       string            `json:"reason"`
+		Reply        string            `json:"reply"`
+		DNSQueries   int               `json:"dns_queries"`
+		DNSCacheHits int               `json:"dns_cache_hits"`
+		Headers      map[string]string `json:"headers"`
+	}{
+		toJSON(rep.Decision.HELO, trace), toJSON(rep.Decision.MailFrom, trace),
+		rep.action(), rep.reason(), rep.Decision.Reply,
+		rep.Queries, rep.CacheHits, hdrs,
+	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	return enc.Encode(out)
@@ -224,13 +303,40 @@ func (rep *checkReport) writeJSON(w io.Writer, trace bool) error {
 
 func (rep *checkReport) writeText(w io.Writer, trace bool) error {
 	var b strings.Builder
-	if rep.HELO == nil {
-		b.WriteString("helo:     not checked (no domain name to check)\n")
-	} else {
-		writeOutcome(&b, rep.HELO, trace)
+	d := rep.Decision
+	if d.MailFrom != nil {
+		writeOutcome(&b, rep.Facts, d.HELO, trace)
+		writeOutcome(&b, rep.Facts, d.MailFrom, trace)
+		fmt.Fprintf(&b, "%-9s %s sent, %s answered from the cache\n", "DNS:",
+			plural(rep.Queries, "query", "queries"), plural(rep.CacheHits, "lookup", "lookups"))
 	}
-	writeOutcome(&b, &rep.MailFrom, trace)
-	b.WriteString("\n")
+	action := rep.action()
+	switch {
+	case d.Identity != "":
+		var o *spf.Outcome
+		if d.Identity == spf.IdentityHELO {
+			o = d.HELO
+		} else {
+			o = d.MailFrom
+		}
+		action += fmt.Sprintf(" (%s %s)", d.Identity, o.Result)
+	case d.Skip != "":
+		action += " (" + d.Skip + "): " + skipText(d.Skip)
+	}
+	if rep.DryRun && d.Skip == "" {
+		action += "; dry run: logged, not applied"
+	}
+	fmt.Fprintf(&b, "%-9s %s\n", "action:", action)
+	if d.Reply != "" {
+		fmt.Fprintf(&b, "%-9s %s", "reply:", d.Reply)
+		if rep.DryRun {
+			b.WriteString(" (not sent: dry run)")
+		}
+		b.WriteString("\n")
+	}
+	if len(rep.Fields) > 0 {
+		b.WriteString("\n")
+	}
 	for _, f := range rep.Fields {
 		fmt.Fprintf(&b, "%s: %s\n", f.Name, strings.ReplaceAll(f.Value, "\r\n", "\n"))
 	}
@@ -238,12 +344,48 @@ func (rep *checkReport) writeText(w io.Writer, trace bool) error {
 	return err
 }
 
-func writeOutcome(b *strings.Builder, o *spf.Outcome, trace bool) {
-	fmt.Fprintf(b, "%-9s %s for %s", string(o.Identity)+":", o.Result, cmp.Or(o.Sender, o.Domain, "(none)"))
+// skipText says why SPF is not evaluated for a skip reason.
+func skipText(reason string) string {
+	switch reason {
+	case milter.SkipTrustedNetwork:
+		return "the daemon checks nothing for a client in trusted_networks and adds no header fields"
+	}
+	return reason
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+// writeOutcome writes one identity's verdict. It names what was checked:
+// for the null sender, postmaster@HELO (RFC 7208 §2.4), even when that is
+// no domain and nothing could be checked, as Received-SPF does.
+func writeOutcome(b *strings.Builder, f milter.Facts, o *spf.Outcome, trace bool) {
+	label := string(o.Identity) + ":"
+	if o.NotChecked {
+		name := f.HELO
+		if name == "" {
+			name = "(none given)"
+		}
+		fmt.Fprintf(b, "%-9s not checked: %s (%s)\n", label, name, o.Problem)
+		return
+	}
+	checked := o.Sender
+	if o.Identity == spf.IdentityMailFrom && f.Sender == "" {
+		if checked == "" && f.HELO != "" {
+			checked = "postmaster@" + f.HELO
+		}
+		checked = strings.TrimSpace(checked + " (null sender)")
+	}
+	fmt.Fprintf(b, "%-9s %s for %s", label, o.Result, cmp.Or(checked, f.Sender))
 	if o.Mechanism != "" {
 		fmt.Fprintf(b, " (mechanism %s)", o.Mechanism)
 	}
-	fmt.Fprintf(b, "\n          DNS lookups: %d, void lookups: %d, time: %s\n", o.DNSLookups, o.VoidLookups, o.Duration.Round(10*time.Microsecond))
+	fmt.Fprintf(b, "\n          DNS-querying terms: %d of %d, void lookups: %d of %d, time: %s\n",
+		o.DNSLookups, spf.MaxDNSTerms, o.VoidLookups, spf.MaxVoidLookups, o.Duration.Round(10*time.Microsecond))
 	if o.Explanation != "" {
 		fmt.Fprintf(b, "          explanation: %s\n", o.Explanation)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,7 +25,8 @@ func testWorld() *spftest.Resolver {
 			"bad.example.org":  {"v=spf1 ip4:192.0.2.0/33 -all"},
 		},
 		A: map[string][]netip.Addr{
-			"mail.example.org": {netip.MustParseAddr("192.0.2.10")},
+			"mail.example.org":  {netip.MustParseAddr("192.0.2.10")},
+			"nospf.example.org": {netip.MustParseAddr("192.0.2.10")},
 		},
 		Fail: map[string]error{
 			"TXT down.example.org": spftest.ErrServFail,
@@ -104,8 +106,21 @@ func TestCheckJSON(t *testing.T) {
 
 	t.Run("pass", func(t *testing.T) {
 		m := runCheckJSON(t, srv, "--ip", "192.0.2.10", "--sender", "user@example.org", "--helo", "mail.example.org")
-		if len(m) != 3 {
-			t.Errorf("top-level keys %v, want helo, mailfrom, headers", m)
+		var keys []string
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		if want := []string{"action", "dns_cache_hits", "dns_queries", "headers", "helo", "mailfrom", "reason", "reply"}; !slices.Equal(keys, want) {
+			t.Errorf("top-level keys %q, want %q", keys, want)
+		}
+		if m["action"] != "accept" || m["reason"] != "" || m["reply"] != "" {
+			t.Errorf("action %v, reason %v, reply %v", m["action"], m["reason"], m["reply"])
+		}
+		// Two TXT lookups (the HELO's and the sender's records) and the A
+		// lookup of "a": each sent once, none from the cache.
+		if m["dns_queries"] != json.Number("3") || m["dns_cache_hits"] != json.Number("0") {
+			t.Errorf("dns_queries %v, dns_cache_hits %v", m["dns_queries"], m["dns_cache_hits"])
 		}
 		helo := checkSchema(t, "helo", m["helo"], false)
 		mf := checkSchema(t, "mailfrom", m["mailfrom"], false)
@@ -147,10 +162,11 @@ func TestCheckJSON(t *testing.T) {
 		}
 	})
 
-	t.Run("IP-literal HELO is null", func(t *testing.T) {
+	t.Run("IP-literal HELO is not checked", func(t *testing.T) {
 		m := runCheckJSON(t, srv, "--ip", "192.0.2.10", "--sender", "user@example.org", "--helo", "[192.0.2.10]")
-		if v, ok := m["helo"]; !ok || v != nil {
-			t.Errorf("helo = %#v, want null", v)
+		helo := checkSchema(t, "helo", m["helo"], false)
+		if helo["result"] != "not_checked" || helo["problem"] != "HELO is an address literal" || helo["domain"] != "" {
+			t.Errorf("helo = %v", helo)
 		}
 		mf := checkSchema(t, "mailfrom", m["mailfrom"], false)
 		if mf["result"] != "pass" {
@@ -172,8 +188,8 @@ func TestCheckJSON(t *testing.T) {
 		if mf := checkSchema(t, "mailfrom", m["mailfrom"], false); mf["result"] != "temperror" || mf["problem"] == "" {
 			t.Errorf("mailfrom = %v, want temperror with a problem", mf)
 		}
-		if m["helo"] != nil {
-			t.Errorf("helo = %v without --helo, want null", m["helo"])
+		if helo := checkSchema(t, "helo", m["helo"], false); helo["result"] != "not_checked" {
+			t.Errorf("helo = %v without --helo, want not_checked", helo)
 		}
 		m = runCheckJSON(t, srv, "--ip", "192.0.2.10", "--sender", "a@bad.example.org")
 		if mf := checkSchema(t, "mailfrom", m["mailfrom"], false); mf["result"] != "permerror" || mf["problem"] == "" {
@@ -220,6 +236,74 @@ func TestCheckHeadersMatchMilter(t *testing.T) {
 	}
 }
 
+// TestCheckActionMatchesMilter: check's action and reply are the answer
+// the daemon gives to MAIL FROM with the same settings.
+func TestCheckActionMatchesMilter(t *testing.T) {
+	srv := spftest.NewServer(t, testWorld())
+	settings := []string{"--resolver", srv.Addr(), "--trusted-networks", "", "--authserv-id", "mx.test.example",
+		"--reject", "fail", "--reject-helo", "fail,none", "--defer-temperror"}
+	d, _, _, _ := startDaemon(t, append([]string{"--listen", "inet:127.0.0.1:0", "--http-listen", ""}, settings...)...)
+	for _, tc := range []struct {
+		ip, helo, sender string
+		action, reply    string // reply: its start
+	}{
+		{"192.0.2.10", "mail.example.org", "user@example.org", "accept", ""},
+		{"198.51.100.7", "mail.example.org", "user@example.org", "reject", "550 5.7.23 SPF fail for mail.example.org"},
+		{"192.0.2.10", "mail.example.org", "a@down.example.org", "tempfail", "451 4.7.24 SPF temperror for down.example.org"},
+		// reject_helo none applies to a HELO that was checked and found no
+		// record, never to one that could not be checked.
+		{"192.0.2.10", "nospf.example.org", "user@example.org", "reject", "550 5.7.23 SPF none for nospf.example.org"},
+		{"192.0.2.10", "[192.0.2.10]", "user@example.org", "accept", ""},
+		{"192.0.2.10", "localhost", "user@example.org", "accept", ""},
+		// The problem text cites RFC 7208 §4.3: the reply spells the sign.
+		{"192.0.2.10", "mail.example.org", "user@a..example.org", "accept", ""},
+	} {
+		m := runCheckJSON(t, srv, append([]string{"--ip", tc.ip, "--helo", tc.helo, "--sender", tc.sender}, settings...)...)
+		reply, _ := m["reply"].(string)
+		if m["action"] != tc.action || !strings.HasPrefix(reply, tc.reply) || (tc.reply == "") != (reply == "") {
+			t.Errorf("%v: check says %v %q", tc, m["action"], reply)
+		}
+		act, _ := verdict(t, "tcp", d.milterAddr.String(), tc.ip, tc.helo, "<"+tc.sender+">")
+		switch tc.action {
+		case "accept":
+			if act.Code != gomilter.ActAccept && act.Code != gomilter.ActContinue {
+				t.Errorf("%v: milter %+v", tc, act)
+			}
+		default:
+			if got := fmt.Sprintf("%d %s", act.SMTPCode, act.SMTPText); act.Code != gomilter.ActReplyCode || got != reply {
+				t.Errorf("%v: milter %q, check %q", tc, got, reply)
+			}
+		}
+	}
+}
+
+func TestCheckSectionSignInReply(t *testing.T) {
+	srv := spftest.NewServer(t, testWorld())
+	m := runCheckJSON(t, srv, "--ip", "192.0.2.10", "--helo", "mail.example.org", "--sender", "user@a..example.org", "--reject", "none")
+	if reply, _ := m["reply"].(string); !strings.HasPrefix(reply, "550 5.7.23 ") || !strings.Contains(reply, "(RFC 7208 section 4.3)") {
+		t.Errorf("reply %q", reply)
+	}
+}
+
+// A null sender is checked as postmaster@HELO (RFC 7208 §2.4): the text
+// says so, also when the HELO gives nothing to check.
+func TestCheckTextNullSender(t *testing.T) {
+	srv := spftest.NewServer(t, testWorld())
+	for _, tc := range []struct{ helo, want string }{
+		{"mail.example.org", "mailfrom: pass for postmaster@mail.example.org (null sender) (mechanism a)\n"},
+		{"[192.0.2.10]", "mailfrom: none for postmaster@[192.0.2.10] (null sender)\n"},
+		{"", "mailfrom: none for (null sender)\n"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if status := run([]string{"check", "--resolver", srv.Addr(), "--ip", "192.0.2.10", "--sender", "", "--helo", tc.helo}, &stdout, &stderr); status != 0 {
+			t.Fatalf("status %d, stderr %q", status, stderr.String())
+		}
+		if out := stdout.String(); !strings.Contains(out, tc.want) || strings.Contains(out, "(none)") {
+			t.Errorf("HELO %q: want %q in\n%s", tc.helo, tc.want, out)
+		}
+	}
+}
+
 func TestCheckText(t *testing.T) {
 	srv := spftest.NewServer(t, testWorld())
 	var stdout, stderr bytes.Buffer
@@ -228,10 +312,49 @@ func TestCheckText(t *testing.T) {
 		t.Fatalf("status %d, stderr %q", status, stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"helo:", "mailfrom:", "fail for user@example.org", "mechanism -all", "trace:", "Received-SPF: fail", "Authentication-Results: "} {
+	for _, want := range []string{"helo:", "mailfrom:", "fail for user@example.org", "mechanism -all", "trace:", "Received-SPF: fail", "Authentication-Results: ",
+		// The RFC 7208 §4.6.4 counters and the queries actually sent are told apart.
+		"DNS-querying terms: 0 of 10, void lookups: 0 of 2", "DNS:      3 queries sent, 0 lookups answered from the cache\n",
+		"action:   accept\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// check --help shows check's own flags, then points to the settings
+// instead of listing them.
+func TestCheckHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if status := run([]string{"check", "--help"}, &stdout, &stderr); status != 0 {
+		t.Fatalf("status %d, stderr %q", status, stderr.String())
+	}
+	out := stdout.String()
+	for _, own := range []string{"--ip IP", "--sender ADDR", "--helo NAME", "--json", "--trace", "--config FILE", "--config.check"} {
+		if !strings.Contains(out, "\n  "+own+"\n") {
+			t.Errorf("help lacks %q:\n%s", own, out)
+		}
+	}
+	if !strings.Contains(out, "spfmilter serve --help") {
+		t.Errorf("help does not point to the settings:\n%s", out)
+	}
+	for _, s := range settings {
+		if strings.Contains(out, "\n  --"+s.flag()+" ") || strings.Contains(out, "\n  --"+s.flag()+"\n") {
+			t.Errorf("help lists the setting flag --%s", s.flag())
+		}
+	}
+}
+
+// check --config.check checks the settings only: no client is needed.
+func TestCheckConfigCheck(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if status := run([]string{"check", "--config.check"}, &stdout, &stderr); status != 0 || stdout.String() != "spfmilter: configuration OK\n" {
+		t.Errorf("status %d, stdout %q, stderr %q", status, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if status := run([]string{"check", "--config.check", "--check-timeout", "-1s"}, &stdout, &stderr); status != 2 || !strings.Contains(stderr.String(), "check-timeout") {
+		t.Errorf("bad setting: status %d, stderr %q", status, stderr.String())
 	}
 }
 

@@ -146,7 +146,7 @@ var settings = []*setting{
 	},
 	{
 		key: "check_timeout", def: "20s", arg: "DURATION",
-		usage: "Deadline of one SPF check (RFC 7208 §4.6.4 asks for at least 20 seconds); running out gives temperror.", reload: true,
+		usage: "Deadline of the SPF checks of one MAIL command, HELO and MAIL FROM together (RFC 7208 §4.6.4 asks for at least 20 seconds); running out gives temperror. The MTA's milter timeout must be longer.", reload: true,
 		set: duration(func(c *Config) *time.Duration { return &c.CheckTimeout }, false),
 	},
 	{

@@ -17,8 +17,8 @@ type dnsClient struct {
 	cacheSize int
 }
 
-// newDNSClient builds the resolver for c; m, when not nil, observes it.
-func newDNSClient(c *Config, m *metrics.Metrics) (*dnsClient, error) {
+// resolverOptions are the resolver options of the DNS settings of c.
+func resolverOptions(c *Config) resolver.Options {
 	opts := resolver.Options{
 		Servers:   c.Resolvers, // empty: /etc/resolv.conf
 		Timeout:   c.DNSTimeout,
@@ -27,6 +27,12 @@ func newDNSClient(c *Config, m *metrics.Metrics) (*dnsClient, error) {
 	if c.CacheSize == 0 {
 		opts.CacheSize = -1 // our 0 is "no cache"; the resolver's is its default
 	}
+	return opts
+}
+
+// newDNSClient builds the resolver for c; m, when not nil, observes it.
+func newDNSClient(c *Config, m *metrics.Metrics) (*dnsClient, error) {
+	opts := resolverOptions(c)
 	if m != nil {
 		opts.Observer = m
 	}

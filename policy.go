@@ -32,16 +32,19 @@ func policy(c *Config) milter.Policy {
 }
 
 // milterConfig is the milter's reloadable configuration for c, checking with
-// r.
+// r. The check command builds the same, so that it answers as the daemon.
 func milterConfig(c *Config, r spf.Resolver) *milter.Config {
+	host := localHostName()
 	return &milter.Config{
 		Checker: &spf.Checker{
 			Resolver: r,
 			Timeout:  c.CheckTimeout,
-			Receiver: receiverName(c),
+			// %{r} (RFC 7208 §7.3); spf writes "unknown" when it is "".
+			Receiver: cmp.Or(c.Receiver, host),
 		},
 		Policy:            policy(c),
 		AuthservID:        c.AuthservID,
+		HostName:          host,
 		Receiver:          c.Receiver,
 		HideReceiver:      c.HideReceiver,
 		TrustedNetworks:   c.TrustedNetworks,
@@ -51,12 +54,14 @@ func milterConfig(c *Config, r spf.Resolver) *milter.Config {
 	}
 }
 
-// receiverName is the receiver setting, else the host name, else "unknown"
-// (the word RFC 7208 §7.3 gives %{r} when the name is not known).
-func receiverName(c *Config) string {
-	if c.Receiver != "" {
-		return c.Receiver
+// localHostName is the system's host name, "" when it cannot be read. It is
+// the one source of this host's name where the settings leave it open: the
+// milter's authserv-id after the MTA's j macro (milter.Config.HostName),
+// Received-SPF's receiver after the authserv-id, and %{r}.
+func localHostName() string {
+	h, err := hostname()
+	if err != nil {
+		return ""
 	}
-	h, _ := hostname()
-	return cmp.Or(h, "unknown")
+	return h
 }

@@ -20,6 +20,9 @@ type Facts struct {
 	// Authenticated is set for a SASL-authenticated session (macro
 	// {auth_authen}).
 	Authenticated bool
+	// Trace asks the checks for a step-by-step trace (spf.Args.Trace); the
+	// check command sets it, the milter never does.
+	Trace bool
 }
 
 // Decision is the milter's answer to one MAIL command.
@@ -82,7 +85,7 @@ func (cfg *Config) evaluate(ctx context.Context, f Facts, hc **heloCheck, obs Ob
 
 	// RFC 7208 §2.3: the HELO identity first, then MAIL FROM (§2.4).
 	if c := *hc; c == nil || c.name != f.HELO || c.checker != cfg.Checker {
-		out := cfg.Checker.CheckHELO(ctx, spf.Args{IP: f.IP, HELO: f.HELO})
+		out := cfg.Checker.CheckHELO(ctx, spf.Args{IP: f.IP, HELO: f.HELO, Trace: f.Trace})
 		if obs != nil {
 			obs.SPFResult(string(spf.IdentityHELO), resultLabel(&out), out.Duration)
 		}
@@ -90,7 +93,7 @@ func (cfg *Config) evaluate(ctx context.Context, f Facts, hc **heloCheck, obs Ob
 	}
 	helo := (*hc).out
 	d.HELO = &helo
-	mf := cfg.Checker.CheckMailFrom(ctx, spf.Args{IP: f.IP, Sender: f.Sender, HELO: f.HELO})
+	mf := cfg.Checker.CheckMailFrom(ctx, spf.Args{IP: f.IP, Sender: f.Sender, HELO: f.HELO, Trace: f.Trace})
 	if obs != nil {
 		obs.SPFResult(string(spf.IdentityMailFrom), resultLabel(&mf), mf.Duration)
 	}
