@@ -16,6 +16,8 @@ import (
 type postfixListener struct {
 	Addr   string // 127.0.0.1:PORT or [::1]:PORT
 	Milter string // host:port of its milter; "" for none
+	// CommandTimeout is its milter_command_timeout; "" keeps main.cf's.
+	CommandTimeout string
 }
 
 // startPostfix runs a private Postfix instance (its own config directory,
@@ -73,6 +75,9 @@ smtpd_tls_key_file = %[6]s
 		fmt.Fprintf(&master, "%s inet n - n - - smtpd", l.Addr)
 		if l.Milter != "" {
 			fmt.Fprintf(&master, " -o smtpd_milters=inet:%s", l.Milter)
+		}
+		if l.CommandTimeout != "" {
+			fmt.Fprintf(&master, " -o milter_command_timeout=%s", l.CommandTimeout)
 		}
 		master.WriteString("\n")
 	}

@@ -26,7 +26,13 @@ func sendmailRoot() string {
 type sendmailFilter struct {
 	Name   string
 	Milter *milterProc
+	// Timeouts is the filter's T= value; "" is defaultFilterTimeouts.
+	Timeouts string
 }
+
+// defaultFilterTimeouts are well above the milter's own DNS and check
+// timeouts.
+const defaultFilterTimeouts = "C:10s;S:60s;R:60s;E:60s"
 
 // sendmailDaemon is one listener of the test Sendmail.
 type sendmailDaemon struct {
@@ -77,9 +83,12 @@ func sendmailMC(root, dir string, sinkPort int, filters []sendmailFilter, daemon
 			d.Family, d.Addr, d.Port, d.Name, d.Filter)
 	}
 	for _, f := range filters {
-		// The timeouts are well above the milter's own DNS timeouts.
-		fmt.Fprintf(&b, "MAIL_FILTER(`%s', `S=inet:%d@127.0.0.1, F=T, T=C:10s;S:60s;R:60s;E:60s')dnl\n",
-			f.Name, f.Milter.Port)
+		timeouts := f.Timeouts
+		if timeouts == "" {
+			timeouts = defaultFilterTimeouts
+		}
+		fmt.Fprintf(&b, "MAIL_FILTER(`%s', `S=inet:%d@127.0.0.1, F=T, T=%s')dnl\n",
+			f.Name, f.Milter.Port, timeouts)
 	}
 	b.WriteString("MAILER(`local')dnl\nMAILER(`smtp')dnl\n")
 	return b.String()
@@ -125,9 +134,10 @@ func syslogReader(t *testing.T) *lockedBuffer {
 }
 
 // startSendmail builds sendmail.cf with m4 and runs the daemon in the
-// namespace. It returns the path of the cf for other modes (-bs).
+// namespace. It returns the path of the cf for other modes (-bs) and
+// Sendmail's syslog lines (empty when /dev/log belongs to the system).
 func startSendmail(t *testing.T, dir string, ns *namespace, sinkPort int,
-	filters []sendmailFilter, daemons []sendmailDaemon) string {
+	filters []sendmailFilter, daemons []sendmailDaemon) (string, *lockedBuffer) {
 	t.Helper()
 	root := sendmailRoot()
 	bin := filepath.Join(root, "usr/libexec/sendmail/sendmail")
@@ -157,7 +167,7 @@ func startSendmail(t *testing.T, dir string, ns *namespace, sinkPort int,
 	if err := os.WriteFile(cfPath, cf, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	syslogReader(t)
+	log := syslogReader(t)
 	// -bD: the daemon in the foreground, a child of ours.
 	p := startProc(t, "sendmail", ns.command(bin, "-C", cfPath, "-bD", "-q30m"), nil)
 	for _, d := range daemons {
@@ -167,7 +177,7 @@ func startSendmail(t *testing.T, dir string, ns *namespace, sinkPort int,
 		}
 		waitListening(t, p, fmt.Sprintf("%s:%d", host, d.Port), 90*time.Second)
 	}
-	return cfPath
+	return cfPath, log
 }
 
 // sendmailRun starts the DNS server, the three milters, the sink and Sendmail.
@@ -196,7 +206,7 @@ func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 			return strings.Contains(f.Value, "by "+mtaHost+" (8.")
 		},
 	}
-	cf := startSendmail(t, dir, ns, s.Port,
+	cf, _ := startSendmail(t, dir, ns, s.Port,
 		[]sendmailFilter{{Name: "spfmark", Milter: mark}, {Name: "spfreject", Milter: rej}, {Name: "spfdryrun", Milter: dry}},
 		[]sendmailDaemon{
 			{Name: "MTA-v4", Family: "inet", Addr: "127.0.0.1", Port: p1, Filter: "spfmark"},

@@ -23,6 +23,7 @@ const (
 	failDomain     = "fail.example.test"
 	softfailDomain = "softfail.example.test"
 	timeoutDomain  = "timeout.example.test"
+	slowHELO       = "slowhelo.example.test" // a HELO name whose TXT query is never answered
 )
 
 var (
@@ -38,6 +39,7 @@ var (
 //	fail.example.test      fail (-all; only 192.0.2.10 is allowed)
 //	softfail.example.test  softfail (~all)
 //	timeout.example.test   its TXT query is never answered: temperror
+//	slowhelo.example.test  the same, as a HELO name
 //	client.example.test    the HELO name, pass like pass.example.test
 //	badhelo.example.test   a HELO name that fails (-all)
 func testWorld() *spftest.Resolver {
@@ -57,6 +59,7 @@ func testWorld() *spftest.Resolver {
 			failDomain:          addrs(netip.MustParseAddr("192.0.2.10")),
 			softfailDomain:      addrs(netip.MustParseAddr("192.0.2.11")),
 			timeoutDomain:       addrs(netip.MustParseAddr("192.0.2.12")),
+			slowHELO:            addrs(loop4),
 			"dest.example.test": addrs(loop4),
 		},
 		AAAA: map[string][]netip.Addr{
@@ -69,6 +72,7 @@ func testWorld() *spftest.Resolver {
 		},
 		Fail: map[string]error{
 			"TXT " + timeoutDomain: spftest.ErrTimeout,
+			"TXT " + slowHELO:      spftest.ErrTimeout,
 		},
 	}
 }
