@@ -15,11 +15,15 @@ package metrics
 
 import (
 	"errors"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/spfmilter/spfmilter/milter"
+	"github.com/spfmilter/spfmilter/spf/resolver"
 )
 
 const namespace = "spfmilter"
@@ -71,16 +75,16 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	m := &Metrics{}
 	m.spfResults = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "spf", Name: "results_total",
-		Help: "SPF verdicts by identity (helo, mailfrom) and RFC 7208 result.",
+		Help: "SPF verdicts by identity (" + list(identities) + ") and RFC 7208 result, or not_checked for a HELO that names no domain.",
 	}, []string{"identity", "result"})
 	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Subsystem: "spf", Name: "check_duration_seconds",
-		Help:    "Time taken by one SPF check, DNS included, by identity.",
+		Help:    "Time taken by one SPF check, DNS included, by identity (not_checked HELOs excluded).",
 		Buckets: checkBuckets,
 	}, []string{"identity"})
 	m.actions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "milter", Name: "actions_total",
-		Help: "Messages by action taken (accept, reject, tempfail, skip) and reason (none, trusted_network, authenticated, no_client_ip, unconfigured, dry_run).",
+		Help: "Messages by action taken (" + list(actions) + ") and reason (" + list(reasons) + ").",
 	}, []string{"action", "reason"})
 	m.connections = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "milter", Name: "connections_total",
@@ -96,11 +100,11 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	})
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "milter", Name: "errors_total",
-		Help: "Failures while handling a milter session, by stage (connect, helo, mail, header, eom).",
+		Help: "Failures while handling a milter session, by stage (" + list(stages) + ").",
 	}, []string{"stage"})
 	m.dnsQueries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "dns", Name: "queries_total",
-		Help: "DNS queries sent, by record type and outcome (ok, nxdomain, nodata, servfail, timeout, error).",
+		Help: "DNS queries sent, by record type and outcome (" + list(outcomes) + ").",
 	}, []string{"type", "outcome"})
 	m.dnsDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Subsystem: "dns", Name: "query_duration_seconds",
@@ -169,10 +173,10 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 // preset creates the expected label combinations at zero, so that rates and
 // ratios exist from the first scrape and alerts need no absent() guards.
 func (m *Metrics) preset() {
+	for _, ir := range identityResults {
+		m.spfResults.WithLabelValues(ir[0], ir[1])
+	}
 	for _, id := range identities {
-		for _, r := range results {
-			m.spfResults.WithLabelValues(id, r)
-		}
 		m.checkDuration.WithLabelValues(id)
 	}
 	for _, ar := range actionReasons {
@@ -192,6 +196,9 @@ func (m *Metrics) preset() {
 	}
 }
 
+// list writes a label set for a Help text.
+func list(set []string) string { return strings.Join(set, ", ") }
+
 func orUnknown(s string) string {
 	if s == "" {
 		return "unknown"
@@ -209,11 +216,15 @@ func (m *Metrics) ConnOpened() {
 func (m *Metrics) ConnClosed() { m.active.Dec() }
 
 // SPFResult counts one evaluated identity ("helo", "mailfrom") with its
-// result and the check's duration.
+// result and the check's duration. A HELO that was not checked
+// (not_checked) is counted but adds no duration: no check ran.
 func (m *Metrics) SPFResult(identity, result string, d time.Duration) {
 	identity = clamp(identity, identities)
-	m.spfResults.WithLabelValues(identity, clamp(result, results)).Inc()
-	m.checkDuration.WithLabelValues(identity).Observe(d.Seconds())
+	result = clamp(result, results)
+	m.spfResults.WithLabelValues(identity, result).Inc()
+	if result != milter.ResultNotChecked {
+		m.checkDuration.WithLabelValues(identity).Observe(d.Seconds())
+	}
 }
 
 // Action counts one message and the action taken on it; reason is "" for
@@ -241,11 +252,11 @@ func (m *Metrics) ObserveQuery(qtype, outcome string, d time.Duration) {
 // are ignored: the cache counters have no label to hold them.
 func (m *Metrics) ObserveCache(event string) {
 	switch event {
-	case "hit":
+	case resolver.CacheHit:
 		m.cacheHits.Inc()
-	case "miss":
+	case resolver.CacheMiss:
 		m.cacheMisses.Inc()
-	case "evict":
+	case resolver.CacheEvict:
 		m.cacheEvicts.Inc()
 	}
 }

@@ -77,6 +77,7 @@ func TestObserverCounts(t *testing.T) {
 	m.ConnOpened()
 	m.ConnClosed()
 	m.SPFResult("helo", "none", 2*time.Millisecond)
+	m.SPFResult("helo", "not_checked", time.Microsecond)
 	m.SPFResult("mailfrom", "fail", 30*time.Millisecond)
 	m.SPFResult("mailfrom", "fail", 30*time.Millisecond)
 	m.Action("reject", "")
@@ -94,14 +95,16 @@ func TestObserverCounts(t *testing.T) {
 		{"spfmilter_spf_results_total", "identity=helo,result=none", 1},
 		{"spfmilter_spf_results_total", "identity=mailfrom,result=fail", 2},
 		{"spfmilter_spf_results_total", "identity=mailfrom,result=pass", 0},
+		{"spfmilter_spf_results_total", "identity=helo,result=not_checked", 1},
 		{"spfmilter_spf_check_duration_seconds", "identity=mailfrom", 2},
+		// No check ran for the HELO that was not checked.
 		{"spfmilter_spf_check_duration_seconds", "identity=helo", 1},
 		{"spfmilter_milter_actions_total", "action=reject,reason=none", 1},
 		{"spfmilter_milter_actions_total", "action=skip,reason=trusted_network", 1},
 		{"spfmilter_milter_actions_total", "action=accept,reason=dry_run", 1},
 		{"spfmilter_milter_actions_total", "action=accept,reason=none", 0},
 		{"spfmilter_milter_errors_total", "stage=eom", 1},
-		{"spfmilter_milter_errors_total", "stage=helo", 0},
+		{"spfmilter_milter_errors_total", "stage=mail", 0},
 	} {
 		got, ok := series(t, reg, c.name)[c.series]
 		if !ok {

@@ -154,7 +154,7 @@ func (s *session) BodyChunk([]byte, *gomilter.Modifier) (gomilter.Response, erro
 // message of the connection.
 func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 	if err := s.eom(m, m.Macros); err != nil {
-		s.srv.obs.Error("eom")
+		s.srv.obs.Error(StageEOM)
 		s.log().Error("milter end of message", "err", err)
 		return nil, err
 	}

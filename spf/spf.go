@@ -47,6 +47,11 @@ const (
 	Permerror Result = "permerror"
 )
 
+// Results are the results of check_host(), in RFC 7208 §2.6 order.
+func Results() []Result {
+	return []Result{None, Neutral, Pass, Fail, Softfail, Temperror, Permerror}
+}
+
 // Identity names the identity being checked (RFC 7208 §2.3, §2.4); the value is
 // the token used in Received-SPF's identity key.
 type Identity string

@@ -36,6 +36,17 @@ const (
 	CacheEvict = "evict"
 )
 
+// Outcomes are the outcomes passed to Observer.ObserveQuery.
+func Outcomes() []string {
+	return []string{OutcomeOK, OutcomeNXDomain, OutcomeNoData, OutcomeServFail, OutcomeTimeout, OutcomeError}
+}
+
+// QueryTypes are the record types the client asks for, as passed to
+// Observer.ObserveQuery: one per Lookup method.
+func QueryTypes() []string {
+	return []string{"TXT", "A", "AAAA", "MX", "PTR"}
+}
+
 type nopObserver struct{}
 
 func (nopObserver) ObserveQuery(string, string, time.Duration) {}
