@@ -28,9 +28,10 @@ import (
 //     which RFC 8601 §2.3's pvalue allows. The null sender is reported as
 //     postmaster@<HELO>, the mailbox that was checked (RFC 7208 §2.4).
 //   - Domains are A-labels (RFC 8616 allows them in any message).
-//   - The HELO resinfo is left out when the HELO is not a domain name (an
-//     address literal, garbage): a bare "spf=<result>" could not be told from
-//     the MAIL FROM result.
+//   - The HELO resinfo is left out when the HELO was not checked
+//     (HELOResult nil or NotChecked: no SPF result exists, RFC 7208 §2.3)
+//     and when the HELO is not a domain name (an address literal, garbage):
+//     a bare "spf=<result>" could not be told from the MAIL FROM result.
 //   - No reason= is written: its free text would need quoting, and the
 //     problem is in Received-SPF below.
 func authResultsValue(in Input) (string, bool) {
@@ -42,7 +43,7 @@ func authResultsValue(in Input) (string, bool) {
 		Value: resultValue(in.MailFrom.Result),
 		From:  mailfromPvalue(in),
 	}}
-	if in.HELOResult != nil {
+	if in.HELOResult != nil && !in.HELOResult.NotChecked {
 		if d := domainPvalue(in.HELO); d != "" {
 			results = append(results, &authres.SPFResult{
 				Value: resultValue(in.HELOResult.Result),

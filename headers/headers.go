@@ -43,7 +43,7 @@ type Input struct {
 	ClientIP     netip.Addr   // invalid when the MTA gave none
 	HELO         string       // as given by the client, unsanitized
 	EnvelopeFrom string       // MAIL FROM without <>, unsanitized; "" is the null sender
-	HELOResult   *spf.Outcome // nil when the HELO identity was not checked
+	HELOResult   *spf.Outcome // nil or NotChecked when the HELO identity was not checked
 	MailFrom     spf.Outcome
 }
 
