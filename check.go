@@ -370,7 +370,7 @@ func writeOutcome(b *strings.Builder, f milter.Facts, o *spf.Outcome, trace bool
 		if name == "" {
 			name = "(none given)"
 		}
-		fmt.Fprintf(b, "%-9s not checked: %s (%s)\n", label, name, o.Problem)
+		fmt.Fprintf(b, "%-9s not checked: %s\n          problem: %s\n", label, name, o.Problem)
 		return
 	}
 	checked := o.Sender

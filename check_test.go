@@ -286,20 +286,24 @@ func TestCheckSectionSignInReply(t *testing.T) {
 }
 
 // A null sender is checked as postmaster@HELO (RFC 7208 §2.4): the text
-// says so, also when the HELO gives nothing to check.
+// says so, also when the HELO gives nothing to check; a HELO without a
+// domain is reported as not checked, with the reason.
 func TestCheckTextNullSender(t *testing.T) {
 	srv := spftest.NewServer(t, testWorld())
-	for _, tc := range []struct{ helo, want string }{
-		{"mail.example.org", "mailfrom: pass for postmaster@mail.example.org (null sender) (mechanism a)\n"},
-		{"[192.0.2.10]", "mailfrom: none for postmaster@[192.0.2.10] (null sender)\n"},
-		{"", "mailfrom: none for (null sender)\n"},
+	for _, tc := range []struct{ helo, want, wantHELO string }{
+		{"mail.example.org", "mailfrom: pass for postmaster@mail.example.org (null sender) (mechanism a)\n",
+			"helo:     pass for postmaster@mail.example.org (mechanism a)\n"},
+		{"[192.0.2.10]", "mailfrom: none for postmaster@[192.0.2.10] (null sender)\n",
+			"helo:     not checked: [192.0.2.10]\n          problem: HELO is an address literal\n"},
+		{"", "mailfrom: none for (null sender)\n",
+			"helo:     not checked: (none given)\n          problem: no HELO/EHLO name given\n"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if status := run([]string{"check", "--resolver", srv.Addr(), "--ip", "192.0.2.10", "--sender", "", "--helo", tc.helo}, &stdout, &stderr); status != 0 {
 			t.Fatalf("status %d, stderr %q", status, stderr.String())
 		}
-		if out := stdout.String(); !strings.Contains(out, tc.want) || strings.Contains(out, "(none)") {
-			t.Errorf("HELO %q: want %q in\n%s", tc.helo, tc.want, out)
+		if out := stdout.String(); !strings.Contains(out, tc.want) || !strings.HasPrefix(out, tc.wantHELO) || strings.Contains(out, "(none)") {
+			t.Errorf("HELO %q: want %q and %q in\n%s", tc.helo, tc.wantHELO, tc.want, out)
 		}
 	}
 }

@@ -174,10 +174,7 @@ func (s *session) eom(ed headerEditor, macros map[string]string) error {
 		return nil
 	}
 	msg.queueID = cmp.Or(macros["i"], msg.queueID)
-	id := "localhost"
-	if msg.cfg != nil {
-		id = msg.cfg.authservID(s.j)
-	}
+	id := msg.cfg.authservID(s.j)
 
 	// RFC 8601 §5: fields that claim our authserv-id and arrive from outside
 	// are forged. The index of SMFIR_CHGHEADER is 1-based among the fields of

@@ -133,7 +133,11 @@ func (cfg *Config) Fields(f Facts, d Decision) []headers.Field {
 
 // authservID is the configured name, else the MTA's name (macro j), else
 // the host name, else "localhost": the one fallback for this host's name.
+// A nil cfg has no setting and no host name.
 func (cfg *Config) authservID(mtaName string) string {
+	if cfg == nil {
+		return cmp.Or(mtaName, "localhost")
+	}
 	return cmp.Or(cfg.AuthservID, mtaName, cfg.HostName, "localhost")
 }
 
