@@ -67,11 +67,11 @@ const (
 )
 
 // startMilters starts the three milters every MTA run uses: one that only
-// marks, one that rejects HELO and MAIL FROM fails and defers temperrors,
-// and the same in dry-run mode.
+// marks, one that rejects MAIL FROM fails, HELO fails and HELO names
+// without SPF (none), and defers temperrors, and the same in dry-run mode.
 func startMilters(t *testing.T, dnsAddr string) (mark, rej, dry *milterProc) {
 	t.Helper()
-	enforce := []string{"--reject", "fail", "--reject-helo", "fail", "--defer-temperror"}
+	enforce := []string{"--reject", "fail", "--reject-helo", "fail,none", "--defer-temperror"}
 	mark = startMilter(t, "mark", dnsAddr)
 	rej = startMilter(t, "reject", dnsAddr, enforce...)
 	dry = startMilter(t, "dry-run", dnsAddr, append(enforce, "--dry-run")...)

@@ -97,6 +97,13 @@ func scenarios() []scenario {
 		{name: "helo fail rejected", addr: reject4, helo: badHELO, msgs: []scenarioMsg{
 			{from: "alice@" + passDomain, reject: 550, status: "5.7.23"},
 		}},
+		// RFC 7208 §2.3: a HELO that names no domain cannot be checked.
+		// The rejecting milter has --reject-helo fail,none; neither applies
+		// to it, and Authentication-Results reports no smtp.helo.
+		{name: "address-literal helo not checked", addr: reject4, helo: "[127.0.0.1]", msgs: []scenarioMsg{
+			{from: "alice@" + passDomain, want: pass("alice@"+passDomain, "127.0.0.1", "ip4:127.0.0.1"),
+				check: noHELOResult},
+		}},
 		{name: "temperror deferred", addr: reject4, helo: clientHELO, msgs: []scenarioMsg{
 			{from: "dave@" + timeoutDomain, reject: 451, status: "4.7.24"},
 		}},
@@ -360,6 +367,23 @@ func checkHeaders(t *testing.T, r *mtaRun, h []headerField, helo string, want sp
 	}
 	if !sawMailFrom {
 		t.Errorf("Authentication-Results has no smtp.mailfrom result: %s", h[iAR].Value)
+	}
+}
+
+// noHELOResult checks that our Authentication-Results has no smtp.helo.
+func noHELOResult(t *testing.T, h []headerField) {
+	t.Helper()
+	for _, f := range h {
+		if !strings.EqualFold(f.Name, "Authentication-Results") {
+			continue
+		}
+		if ar, err := parseAuthResults(f.Value); err == nil && strings.EqualFold(ar.AuthservID, authservID) {
+			for _, res := range ar.Results {
+				if _, ok := res.Props["smtp.helo"]; ok {
+					t.Errorf("a HELO that was not checked is reported: %s", f.Value)
+				}
+			}
+		}
 	}
 }
 
