@@ -277,6 +277,22 @@ func TestCheckActionMatchesMilter(t *testing.T) {
 	}
 }
 
+// Under --dry-run the daemon logs the reply it does not send; check shows
+// it with reason dry_run. A client in trusted_networks is skipped.
+func TestCheckDryRunAndTrusted(t *testing.T) {
+	srv := spftest.NewServer(t, testWorld())
+	m := runCheckJSON(t, srv, "--ip", "198.51.100.7", "--helo", "mail.example.org", "--sender", "user@example.org", "--reject", "fail", "--dry-run")
+	if reply, _ := m["reply"].(string); m["action"] != "reject" || m["reason"] != "dry_run" || !strings.HasPrefix(reply, "550 5.7.23 ") {
+		t.Errorf("dry run: action %v, reason %v, reply %q", m["action"], m["reason"], reply)
+	}
+	m = runCheckJSON(t, srv, "--ip", "198.51.100.7", "--helo", "mail.example.org", "--sender", "user@example.org", "--reject", "fail", "--trusted-networks", "198.51.100.0/24")
+	hdrs, _ := m["headers"].(map[string]any)
+	mf := checkSchema(t, "mailfrom", m["mailfrom"], false)
+	if m["action"] != "skip" || m["reason"] != "trusted_network" || m["reply"] != "" || len(hdrs) != 0 || mf["result"] != "fail" {
+		t.Errorf("trusted: action %v, reason %v, reply %v, headers %v, mailfrom %v", m["action"], m["reason"], m["reply"], hdrs, mf)
+	}
+}
+
 func TestCheckSectionSignInReply(t *testing.T) {
 	srv := spftest.NewServer(t, testWorld())
 	m := runCheckJSON(t, srv, "--ip", "192.0.2.10", "--helo", "mail.example.org", "--sender", "user@a..example.org", "--reject", "none")
