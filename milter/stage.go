@@ -54,7 +54,8 @@ func (cfg *Config) Evaluate(ctx context.Context, f Facts) Decision {
 // stageBudget is the one deadline of an SMTP stage: the HELO and MAIL FROM
 // checks of one MAIL command share the checker's timeout, so that the MTA
 // gets its answer within check_timeout of sending MAIL, whatever DNS does.
-// Each check's own deadline (Checker.Timeout) can only shorten it.
+// Each check's own deadline (its start plus Checker.Timeout) falls later,
+// so the stage's is the one that counts.
 func stageBudget(c *spf.Checker) time.Duration {
 	if c.Timeout > 0 {
 		return c.Timeout
