@@ -1,6 +1,7 @@
 package spf
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
 	"time"
@@ -21,6 +22,9 @@ type Checker struct {
 	// Receiver is this host's name, expanded by %{r} (RFC 7208 §7.3);
 	// "unknown" when empty.
 	Receiver string
+	// Records caches parsed records; nil means a cache shared by every
+	// Checker without one, of DefaultRecordCacheBytes.
+	Records *RecordCache
 }
 
 // Args describe one SMTP client for a check.
@@ -122,11 +126,14 @@ func (c *Checker) run(ctx context.Context, o Outcome, a Args, local string, star
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	cctx := newCheckContext(ctx, start.Add(timeout))
-	defer cctx.release()
+	ctx, cancel := context.WithDeadline(ctx, start.Add(timeout))
+	defer cancel()
+	ctx, budget := withBudget(ctx, MaxQueries)
 	e := evaluator{
-		ctx:      cctx,
+		ctx:      ctx,
+		budget:   budget,
 		res:      c.Resolver,
+		records:  cmp.Or(c.Records, defaultRecords),
 		ip:       ip,
 		sender:   o.Sender,
 		local:    local,

@@ -33,6 +33,8 @@ const (
 type evaluator struct {
 	ctx      context.Context
 	res      Resolver
+	records  *RecordCache
+	budget   *QueryBudget
 	ip       netip.Addr // never IPv4-mapped
 	sender   string     // local@domain, for %{s}
 	local    string     // %{l}
@@ -76,6 +78,9 @@ func (e *evaluator) dnsFailure(qtype, name string, err error) Result {
 	if ctxErr := e.ctx.Err(); ctxErr != nil {
 		return e.fail(Temperror, "check deadline exceeded during "+qtype+" "+name)
 	}
+	if errors.Is(err, ErrQueryBudget) {
+		return e.fail(Temperror, "more than "+strconv.Itoa(MaxQueries)+" DNS queries (at "+qtype+" "+name+")")
+	}
 	// The problem text reaches headers and SMTP replies, so it names the
 	// query and the kind of failure only; the resolver's own error (servers,
 	// sockets) goes to the trace.
@@ -90,7 +95,7 @@ func (e *evaluator) dnsFailure(qtype, name string, err error) Result {
 	return e.fail(Temperror, kind+" for "+qtype+" "+name)
 }
 
-// lookupVoid classifies a lookup result. It returns fail != "" when the
+// classify classifies a lookup result. It returns fail != "" when the
 // check must stop: temperror on a DNS error, permerror on the void lookup
 // beyond MaxVoidLookups.
 func (e *evaluator) classify(qtype, name string, n int, err error) (void bool, fail Result) {
@@ -149,7 +154,7 @@ func (e *evaluator) lookupRecord(domain string) (rec *record, res Result) {
 	if e.tracing {
 		e.tracef("%s: %q", domain, txts[found])
 	}
-	rec = parsedRecords.get(txts[found])
+	rec = e.records.get(txts[found])
 	if rec.err != nil {
 		return nil, e.fail(Permerror, domain+": "+rec.err.Error())
 	}
@@ -215,7 +220,7 @@ func (e *evaluator) expandDomain(m *macroString, domain string) (string, bool) {
 	if m.static {
 		return m.value, m.valid
 	}
-	name := truncateDomain(e.expandMacro(e.buf[:0], m, domain))
+	name := e.expandDomainSpec(m, domain)
 	return name, validQueryName(name)
 }
 
@@ -444,6 +449,8 @@ func (e *evaluator) explain(rec *record, domain string) string {
 	if !ok {
 		return ""
 	}
+	// §4.6.4: the exp= lookup does not count against the limits.
+	e.budget.left.Add(1)
 	txts, err := e.res.LookupTXT(e.ctx, target)
 	if err != nil || len(txts) != 1 {
 		if e.tracing {
@@ -452,6 +459,10 @@ func (e *evaluator) explain(rec *record, domain string) string {
 		return ""
 	}
 	text := txts[0]
+	if len(text) > MaxRecordLen {
+		// Longer than any record: not worth parsing for 512 bytes.
+		return ""
+	}
 	for i := 0; i < len(text); i++ {
 		if text[i] < 0x20 || text[i] > 0x7e {
 			return ""
@@ -461,7 +472,7 @@ func (e *evaluator) explain(rec *record, domain string) string {
 	if err != nil {
 		return ""
 	}
-	return string(e.expandMacro(nil, &m, domain))
+	return e.expandExplain(&m, domain)
 }
 
 // macroValue is the value of a macro letter (§7.2).

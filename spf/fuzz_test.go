@@ -64,10 +64,19 @@ func FuzzMacro(f *testing.F) {
 		w := &miniResolver{PTR: map[string][]string{"192.0.2.3": {"mail.example.com"}}}
 		e := testEvaluator(ip, w)
 		if m, err := parseMacroString(s, true); err == nil {
-			e.expandMacro(nil, &m, "email.example.com")
+			full := expandAll(e, &m, "email.example.com")
+			got := e.expandExplain(&m, "email.example.com")
+			if want := full[:min(len(full), MaxExplanationLen)]; got != string(want) {
+				t.Fatalf("explanation %q, want the first %d bytes of %q", got, MaxExplanationLen, full)
+			}
 		}
 		if m, err := parseDomainSpec(s); err == nil {
 			name, ok := e.expandDomain(&m, "email.example.com")
+			if !m.static {
+				if want := truncateDomain(expandAll(e, &m, "email.example.com"), false); name != want {
+					t.Fatalf("windowed expansion %q, want %q", name, want)
+				}
+			}
 			if ok && len(name) > maxDomainLen || !m.static && len(name) > maxDomainLen {
 				t.Fatalf("expanded name of %d octets", len(name))
 			}

@@ -210,26 +210,67 @@ func validTopLabel(l string) bool {
 	return alpha || hyphen
 }
 
-// expandMacro appends the expansion of m, for the current domain, to buf.
-func (e *evaluator) expandMacro(buf []byte, m *macroString, domain string) []byte {
-	if m.static {
-		return append(buf, m.value...)
+// MaxExplanationLen caps an expanded exp= explanation, in bytes. Headers
+// and SMTP replies use at most a few hundred bytes of it (an SMTP reply line
+// is 512 octets, RFC 5321 §4.5.3.1.5), and expansion stops at the cap: an
+// outsider's exp text of 15,000 macros and a 2,000-byte HELO would otherwise
+// expand to 90 MB.
+const MaxExplanationLen = 512
+
+// domainWindow is how much of an expanded domain-spec expandDomain keeps
+// while expanding: the name is truncated from the left to 253 octets
+// (RFC 7208 §7.3), so its last 253 octets, a trailing dot and the dot before
+// them decide it.
+const domainWindow = maxDomainLen + 2
+
+// expandExplain expands m for the current domain, stopping at
+// MaxExplanationLen bytes.
+func (e *evaluator) expandExplain(m *macroString, domain string) string {
+	var buf []byte
+	for i := range m.parts {
+		if len(buf) >= MaxExplanationLen {
+			break
+		}
+		p := &m.parts[i]
+		if p.letter == 0 {
+			buf = append(buf, p.lit...)
+		} else {
+			buf = appendTransformed(buf, e.macroValue(p.letter, domain), p, MaxExplanationLen)
+		}
+		if len(buf) > MaxExplanationLen {
+			buf = buf[:MaxExplanationLen]
+		}
 	}
+	return string(buf)
+}
+
+// expandDomainSpec expands a domain-spec into e.buf and truncates it as
+// §7.3 says. Only the last domainWindow bytes are kept while expanding, so
+// that a long expansion (a record full of %{h} with a long HELO) costs no
+// more than a short one.
+func (e *evaluator) expandDomainSpec(m *macroString, domain string) string {
+	buf := e.buf[:0]
+	cut := false
 	for i := range m.parts {
 		p := &m.parts[i]
 		if p.letter == 0 {
 			buf = append(buf, p.lit...)
-			continue
+		} else {
+			buf = appendTransformed(buf, e.macroValue(p.letter, domain), p, -1)
 		}
-		buf = appendTransformed(buf, e.macroValue(p.letter, domain), p)
+		if len(buf) > 2*domainWindow {
+			buf = append(buf[:0], buf[len(buf)-domainWindow:]...)
+			cut = true
+		}
 	}
-	return buf
+	return truncateDomain(buf, cut)
 }
 
 // appendTransformed applies a macro's transformers to v (RFC 7208 §7.3):
 // split on the delimiters, optionally reverse, keep the right-most DIGIT
-// parts, join with ".", and URL-escape for upper-case letters.
-func appendTransformed(buf []byte, v string, p *macroPart) []byte {
+// parts, join with ".", and URL-escape for upper-case letters. With limit
+// ≥ 0 it stops once buf is that long (the caller cuts the excess).
+func appendTransformed(buf []byte, v string, p *macroPart, limit int) []byte {
 	if p.digits == 0 && !p.reverse && (p.delims == "" || p.delims == ".") && !p.escape {
 		return append(buf, v...)
 	}
@@ -256,6 +297,9 @@ func appendTransformed(buf []byte, v string, p *macroPart) []byte {
 		parts = parts[len(parts)-p.digits:]
 	}
 	for i, part := range parts {
+		if limit >= 0 && len(buf) >= limit {
+			break
+		}
 		if i > 0 {
 			buf = append(buf, '.')
 		}
@@ -285,12 +329,15 @@ func appendURLEscaped(buf []byte, s string) []byte {
 }
 
 // truncateDomain removes labels from the left until name fits in 253 octets
-// (RFC 7208 §7.3), then lower-cases it and drops a trailing dot.
-func truncateDomain(name []byte) string {
+// (RFC 7208 §7.3), then lower-cases it and drops a trailing dot. cut says
+// that name is the tail of a longer expansion, so its first label is a
+// fragment and goes too.
+func truncateDomain(name []byte, cut bool) string {
 	if len(name) > 0 && name[len(name)-1] == '.' {
 		name = name[:len(name)-1]
 	}
-	for len(name) > maxDomainLen {
+	for cut || len(name) > maxDomainLen {
+		cut = false
 		i := 0
 		for i < len(name) && name[i] != '.' {
 			i++
@@ -309,7 +356,7 @@ func truncateDomain(name []byte) string {
 	return string(name)
 }
 
-// nibbles writes an IPv6 address as dot-separated nibbles (RFC 7208 §7.3).
+// appendNibbles writes an IPv6 address as dot-separated nibbles (RFC 7208 §7.3).
 func appendNibbles(buf []byte, a [16]byte) []byte {
 	const hex = "0123456789abcdef"
 	for i, b := range a {

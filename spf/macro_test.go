@@ -61,7 +61,22 @@ func expandString(t *testing.T, e *evaluator, s string, explain bool) string {
 	if err != nil {
 		t.Fatalf("%q: %v", s, err)
 	}
-	return string(e.expandMacro(nil, &m, "email.example.com"))
+	return string(expandAll(e, &m, "email.example.com"))
+}
+
+// expandAll is the whole expansion of m, without the caps of expandExplain
+// and expandDomainSpec.
+func expandAll(e *evaluator, m *macroString, domain string) []byte {
+	var buf []byte
+	for i := range m.parts {
+		p := &m.parts[i]
+		if p.letter == 0 {
+			buf = append(buf, p.lit...)
+		} else {
+			buf = appendTransformed(buf, e.macroValue(p.letter, domain), p, -1)
+		}
+	}
+	return buf
 }
 
 // The examples of RFC 7208 §7.4, plus every letter and the escapes.
@@ -217,26 +232,67 @@ func TestMacroP(t *testing.T) {
 func TestTruncateDomain(t *testing.T) {
 	label := strings.Repeat("a", 60)
 	long := strings.Repeat(label+".", 5) + "Example.COM."
-	got := truncateDomain([]byte(long))
+	got := truncateDomain([]byte(long), false)
 	want := strings.Repeat(label+".", 3) + "example.com"
 	if got != want || len(got) > maxDomainLen {
 		t.Errorf("got %q (%d), want %q", got, len(got), want)
 	}
-	if got := truncateDomain([]byte(strings.Repeat("x", 300))); got != "" {
+	if got := truncateDomain([]byte(strings.Repeat("x", 300)), false); got != "" {
 		t.Errorf("one huge label: %q", got)
+	}
+}
+
+// A domain-spec whose expansion is megabytes long is expanded within a small
+// window, to the same name the whole expansion truncates to.
+func TestExpandDomainWindow(t *testing.T) {
+	e := testEvaluator("192.0.2.3", nil)
+	e.helo = strings.Repeat("ab.", 666) + "c" // 1,999 bytes
+	for _, spec := range []string{
+		strings.Repeat("%{h}", 2000) + ".example.com",
+		strings.Repeat("%{H}.", 500) + "%{d}",
+		"x" + strings.Repeat("%{h2}-%{l}", 700) + ".example.com",
+		strings.Repeat("%{hr}", 300),
+	} {
+		m, err := parseDomainSpec(spec)
+		if err != nil {
+			t.Fatalf("%.40q: %v", spec, err)
+		}
+		want := truncateDomain(expandAll(e, &m, "email.example.com"), false)
+		got, _ := e.expandDomain(&m, "email.example.com")
+		if got != want {
+			t.Errorf("%.40q: windowed expansion %q, want %q", spec, got, want)
+		}
+		if len(got) > maxDomainLen {
+			t.Errorf("%.40q: %d octets", spec, len(got))
+		}
+	}
+}
+
+// An explanation stops at MaxExplanationLen while it is expanded.
+func TestExpandExplainCap(t *testing.T) {
+	e := testEvaluator("192.0.2.3", nil)
+	e.helo = strings.Repeat("a.", 999) + "x"
+	m, err := parseMacroString(strings.Repeat("%{H} ", 1000), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.expandExplain(&m, "email.example.com")
+	full := expandAll(e, &m, "email.example.com")
+	if len(got) != MaxExplanationLen || got != string(full[:MaxExplanationLen]) {
+		t.Errorf("explanation of %d bytes, want the first %d of the expansion", len(got), MaxExplanationLen)
 	}
 }
 
 func TestRecordCacheHitAllocs(t *testing.T) {
 	txt := "v=spf1 ip4:192.0.2.0/24 include:_spf.example.com -all"
-	r := parsedRecords.get(txt)
+	r := defaultRecords.get(txt)
 	if r.err != nil || len(r.terms) != 3 {
 		t.Fatalf("%+v", r)
 	}
-	if parsedRecords.get(txt) != r {
+	if defaultRecords.get(txt) != r {
 		t.Fatal("second get parsed again")
 	}
-	if n := testing.AllocsPerRun(100, func() { parsedRecords.get(txt) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { defaultRecords.get(txt) }); n != 0 {
 		t.Errorf("cache hit allocates %v times", n)
 	}
 }

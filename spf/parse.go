@@ -3,6 +3,7 @@ package spf
 import (
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -42,8 +43,28 @@ type record struct {
 	err         error
 }
 
-// errSyntax prefixes every record syntax problem.
-var errSyntax = errors.New("syntax error")
+// Size limits of a record, beyond which it is a permerror without being
+// parsed further. RFC 7208 §3.4 asks publishers to keep the answer within
+// 512 octets, and §4.6.4 lets a check evaluate at most 10 DNS-querying
+// terms; the rest of a record can only be ip4, ip6 and all, which the
+// largest records in use list a few dozen of. The limits are far beyond
+// that, and keep what an outsider's record costs to parse and to cache
+// (about 100 bytes per term) small whatever the DNS answer holds: a TXT
+// answer may carry almost 64 KB, 30,000 terms.
+const (
+	// MaxRecordLen is the longest record text parsed, in bytes: 16 times
+	// the 512 octets of §3.4.
+	MaxRecordLen = 8192
+	// MaxRecordTerms is the most terms (directives and modifiers) a record
+	// may have: 500 networks beside the 10 DNS-querying terms.
+	MaxRecordTerms = 512
+)
+
+// The shared parse results of every record over the limits.
+var (
+	tooLong      = &record{err: errors.New("record longer than " + strconv.Itoa(MaxRecordLen) + " bytes")}
+	tooManyTerms = &record{err: errors.New("record of more than " + strconv.Itoa(MaxRecordTerms) + " terms")}
+)
 
 type syntaxError struct {
 	term   string
@@ -53,8 +74,6 @@ type syntaxError struct {
 func (e *syntaxError) Error() string {
 	return "syntax error in " + strings.ToValidUTF8(quoteTerm(e.term), "?") + ": " + e.reason
 }
-
-func (e *syntaxError) Unwrap() error { return errSyntax }
 
 func quoteTerm(s string) string {
 	var b strings.Builder
@@ -92,15 +111,20 @@ func isSPFRecord(txt string) bool {
 // a syntax error anywhere is a permerror even after a match (RFC 7208 §4.6).
 // txt must satisfy isSPFRecord.
 func parseRecord(txt string) *record {
+	if len(txt) > MaxRecordLen {
+		return tooLong
+	}
 	r := &record{}
 	rest := txt[6:]
-	n := strings.Count(rest, " ") + 1
-	r.terms = make([]term, 0, n)
+	n := 0
 	for rest != "" {
 		// terms = *( 1*SP ( directive / modifier ) ); record ends with *SP.
 		rest = strings.TrimLeft(rest, " ")
 		if rest == "" {
 			break
+		}
+		if n++; n > MaxRecordTerms {
+			return tooManyTerms
 		}
 		t := rest
 		if i := strings.IndexByte(rest, ' '); i >= 0 {
