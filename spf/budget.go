@@ -38,7 +38,10 @@ func BudgetFromContext(ctx context.Context) *QueryBudget {
 	return b
 }
 
-func withBudget(ctx context.Context, n int) (context.Context, *QueryBudget) {
+// WithQueryBudget returns a context carrying a QueryBudget of n questions,
+// and the budget. Checks make their own (of MaxQueries); it is exported for
+// resolvers' tests.
+func WithQueryBudget(ctx context.Context, n int) (context.Context, *QueryBudget) {
 	b := &QueryBudget{}
 	b.left.Store(int32(n))
 	return context.WithValue(ctx, budgetKey{}, b), b

@@ -128,7 +128,7 @@ func (c *Checker) run(ctx context.Context, o Outcome, a Args, local string, star
 	}
 	ctx, cancel := context.WithDeadline(ctx, start.Add(timeout))
 	defer cancel()
-	ctx, budget := withBudget(ctx, MaxQueries)
+	ctx, budget := WithQueryBudget(ctx, MaxQueries)
 	e := evaluator{
 		ctx:      ctx,
 		budget:   budget,

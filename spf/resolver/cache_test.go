@@ -2,6 +2,8 @@ package resolver
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -9,7 +11,7 @@ import (
 
 func TestCacheSecondChance(t *testing.T) {
 	now := time.Unix(1000, 0)
-	c := newCache(3)
+	c := newCache(3, 1<<30)
 	put := func(name string) int {
 		return c.put(&entry{key: key{name: name, qtype: 16}, txt: []string{name}, expires: now.Add(time.Hour)})
 	}
@@ -28,9 +30,6 @@ func TestCacheSecondChance(t *testing.T) {
 	if n := put("e"); n != 1 || c.len() != 3 {
 		t.Errorf("put e evicted %d, len %d; want 1 and 3", n, c.len())
 	}
-	if c.evicted() != 2 {
-		t.Errorf("evicted() = %d, want 2", c.evicted())
-	}
 	// Replacing a key is not an eviction.
 	if n := put("e"); n != 0 || c.len() != 3 {
 		t.Errorf("replacing e evicted %d, len %d", n, c.len())
@@ -41,9 +40,44 @@ func TestCacheSecondChance(t *testing.T) {
 	}
 }
 
+// The cache holds at most its budget in bytes whatever the answers' sizes,
+// and never an answer larger than the whole budget.
+func TestCacheBytes(t *testing.T) {
+	now := time.Unix(1000, 0)
+	const budget = 1 << 20
+	c := newCache(1000, budget)
+	big := strings.Repeat("x", 60000)
+	evicted := 0
+	for i := range 100 {
+		e := &entry{key: key{name: fmt.Sprintf("n%d.example", i), qtype: 16}, txt: []string{big + strconv.Itoa(i)}, expires: now.Add(time.Hour)}
+		evicted += c.put(e)
+		if b := c.bytes.Load(); b > budget {
+			t.Fatalf("after %d answers of 60 KB: %d bytes held, budget %d", i+1, b, budget)
+		}
+	}
+	if n := c.len(); n < 15 || n > 17 || evicted != 100-n {
+		t.Errorf("%d answers held, %d evicted; want about 16 (1 MiB of 60 KB answers) and the rest evicted", n, evicted)
+	}
+	if c.get(key{name: "n99.example", qtype: 16}, now) == nil {
+		t.Error("newest answer not held")
+	}
+	// Small answers are counted too: the sum of the entries is the total.
+	var sum int64
+	for e := c.list.next; e != &c.list; e = e.next {
+		sum += e.size
+	}
+	if sum != c.bytes.Load() {
+		t.Errorf("entries hold %d bytes, total says %d", sum, c.bytes.Load())
+	}
+	huge := &entry{key: key{name: "huge.example", qtype: 16}, txt: []string{strings.Repeat("y", budget)}, expires: now.Add(time.Hour)}
+	if c.put(huge); c.get(huge.key, now) != nil {
+		t.Error("answer larger than the budget cached")
+	}
+}
+
 func TestCacheConcurrent(t *testing.T) {
 	now := time.Unix(1000, 0)
-	c := newCache(16)
+	c := newCache(16, 1<<30)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {

@@ -1,8 +1,19 @@
 // Package resolver is spfmilter's DNS client: an spf.Resolver that asks
 // recursive name servers over UDP with EDNS0 (retrying over TCP when an
 // answer is truncated), rotates over several servers and fails over on
-// timeouts and server failures, follows CNAME chains, and keeps a bounded
-// cache of parsed answers.
+// timeouts and server failures, follows CNAME chains, and keeps a cache of
+// parsed answers bounded in entries and in bytes.
+//
+// A server that times out (or cannot be reached) is avoided for AvoidFor:
+// the others are asked instead, and once the interval is over a single
+// question probes it again. One dead server among several so costs one
+// timeout per interval, not one per question. Health reports each server's
+// state for metrics.
+//
+// Within an SPF check (a context carrying an spf.QueryBudget) every
+// question sent to a server, a CNAME chain followed across queries
+// included, is taken from the check's budget, so RFC 7208's bound on the
+// queries of one check holds whatever the servers answer.
 //
 // The cache honours record TTLs (the smallest in the answer, CNAMEs
 // included), caches NXDOMAIN and "no data" for the SOA's negative TTL
@@ -34,7 +45,9 @@ const (
 	DefaultTimeout    = 2 * time.Second // per query, per server
 	DefaultAttempts   = 2               // rounds over the server list
 	DefaultCacheSize  = 10000           // entries
+	DefaultCacheBytes = 32 << 20        // bytes
 	DefaultMaxTTL     = 24 * time.Hour
+	DefaultAvoidFor   = 30 * time.Second
 )
 
 // MaxCNAMEChain bounds the CNAMEs followed for one lookup, within answers and
@@ -63,21 +76,30 @@ type Options struct {
 	// negative value disables the cache (concurrent lookups are still
 	// coalesced).
 	CacheSize int
+	// CacheBytes bounds the memory the cached answers hold (names, records
+	// and bookkeeping); 0 means DefaultCacheBytes. An answer larger than
+	// the whole budget is not cached.
+	CacheBytes int64
+	// AvoidFor is how long a server that timed out is left out of the
+	// rotation before one question tries it again; 0 means
+	// DefaultAvoidFor. While every server is avoided, all are asked.
+	AvoidFor time.Duration
 	// MinTTL and MaxTTL clamp the time an answer stays cached, positive and
 	// negative alike; 0 for MaxTTL means DefaultMaxTTL. An answer whose
 	// clamped TTL is 0 is not cached.
 	MinTTL, MaxTTL time.Duration
 	// Observer, if set, is told about queries and cache events.
 	Observer Observer
-	// Now is the clock for cache expiry; nil means the system clock, read
-	// through a cheap coarse copy (about 0.1 s behind). For tests.
+	// Now is the clock for cache expiry and server avoidance; nil means
+	// time.Now. For tests.
 	Now func() time.Time
 }
 
 // Client is a caching DNS client. It is safe for concurrent use.
 type Client struct {
-	servers  []string
+	servers  []*server
 	timeout  time.Duration
+	avoidFor time.Duration
 	attempts int
 	minTTL   time.Duration
 	maxTTL   time.Duration
@@ -100,6 +122,7 @@ func New(opts Options) (*Client, error) {
 		maxTTL:   opts.MaxTTL,
 		obs:      opts.Observer,
 		now:      opts.Now,
+		avoidFor: opts.AvoidFor,
 	}
 	switch {
 	case opts.Timeout < 0:
@@ -126,16 +149,29 @@ func New(opts Options) (*Client, error) {
 		return nil, fmt.Errorf("resolver: minimum TTL %v is above the maximum TTL %v", c.minTTL, c.maxTTL)
 	}
 	switch {
+	case opts.AvoidFor < 0:
+		return nil, fmt.Errorf("resolver: avoid interval %v: must not be negative", opts.AvoidFor)
+	case opts.AvoidFor == 0:
+		c.avoidFor = DefaultAvoidFor
+	}
+	cacheBytes := opts.CacheBytes
+	switch {
+	case cacheBytes < 0:
+		return nil, fmt.Errorf("resolver: cache bytes %d: must not be negative", cacheBytes)
+	case cacheBytes == 0:
+		cacheBytes = DefaultCacheBytes
+	}
+	switch {
 	case opts.CacheSize == 0:
-		c.cache = newCache(DefaultCacheSize)
+		c.cache = newCache(DefaultCacheSize, cacheBytes)
 	case opts.CacheSize > 0:
-		c.cache = newCache(opts.CacheSize)
+		c.cache = newCache(opts.CacheSize, cacheBytes)
 	}
 	if c.obs == nil {
 		c.obs = nopObserver{}
 	}
 	if c.now == nil {
-		c.now = coarseNow
+		c.now = time.Now
 	}
 
 	servers := opts.Servers
@@ -160,7 +196,7 @@ func New(opts Options) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.servers = append(c.servers, addr)
+		c.servers = append(c.servers, &server{addr: addr})
 	}
 	return c, nil
 }
@@ -184,9 +220,6 @@ func serverAddr(s string) (string, error) {
 	return s, nil
 }
 
-// Servers returns the servers asked, "host:port", in order.
-func (c *Client) Servers() []string { return append([]string(nil), c.servers...) }
-
 // CacheLen is the number of answers cached, expired ones not yet dropped
 // included.
 func (c *Client) CacheLen() int {
@@ -196,12 +229,13 @@ func (c *Client) CacheLen() int {
 	return c.cache.len()
 }
 
-// Evictions is the number of answers dropped from the cache to make room.
-func (c *Client) Evictions() uint64 {
+// CacheBytes is the memory the cached answers hold, as counted against
+// Options.CacheBytes.
+func (c *Client) CacheBytes() int64 {
 	if c.cache == nil {
 		return 0
 	}
-	return c.cache.evicted()
+	return c.cache.bytes.Load()
 }
 
 // LookupTXT returns the TXT records of name, the character-strings of each
@@ -309,10 +343,16 @@ func (c *Client) lookup(ctx context.Context, k key) (*entry, error) {
 		}
 	}
 	ks := k.String()
+	budget := spf.BudgetFromContext(ctx)
+	if budget != nil && !budget.Take() {
+		return nil, fmt.Errorf("resolver: %s: %w", ks, spf.ErrQueryBudget)
+	}
 	// The shared query runs on its own clock (bounded by the timeouts and
 	// attempts), so that one caller giving up does not fail the others; each
-	// caller still returns when its own context ends.
-	ch := c.flight.DoChan(ks, func() (any, error) { return c.resolve(k) })
+	// caller still returns when its own context ends. Questions beyond the
+	// first (a CNAME chain followed across queries) are taken from the
+	// budget of the caller that started it.
+	ch := c.flight.DoChan(ks, func() (any, error) { return c.resolve(k, budget) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -341,8 +381,9 @@ func checkName(name string) error {
 }
 
 // resolve asks the servers for k, following CNAMEs across queries when an
-// answer stops at one, and caches the result.
-func (c *Client) resolve(k key) (*entry, error) {
+// answer stops at one, and caches the result. Each question after the first
+// is taken from budget, when there is one.
+func (c *Client) resolve(k key, budget *spf.QueryBudget) (*entry, error) {
 	if c.cache != nil {
 		// A flight for k may have finished between our miss and this one.
 		if e := c.cache.get(k, c.now()); e != nil {
@@ -371,6 +412,9 @@ func (c *Client) resolve(k key) (*entry, error) {
 		if a.next == "" {
 			break
 		}
+		if budget != nil && !budget.Take() {
+			return nil, fmt.Errorf("resolver: %s %s: CNAME to %s: %w", dns.TypeToString[qtype], k.qname(), a.next, spf.ErrQueryBudget)
+		}
 		name = a.next
 	}
 	e := &entry{key: k, txt: a.txt, addrs: a.addrs, names: a.names}
@@ -390,24 +434,42 @@ func (c *Client) resolve(k key) (*entry, error) {
 }
 
 // exchange asks the servers for name, starting with the next one in turn and
-// failing over on anything but an answer (NOERROR or NXDOMAIN).
+// failing over on anything but an answer (NOERROR or NXDOMAIN). Servers
+// being avoided are left out, unless all are.
 func (c *Client) exchange(name string, qtype uint16) (*dns.Msg, error) {
 	n := len(c.servers)
 	start := int(c.next.Add(1)-1) % n
-	var lastErr error
-	for i := range c.attempts * n {
-		m, err := c.exchangeOne(c.servers[(start+i)%n], name, qtype)
-		if err == nil {
-			return m, nil
+	now := c.now()
+	var stack [4]*server
+	order := stack[:0]
+	for i := range n {
+		if s := c.servers[(start+i)%n]; s.usable(now, c.avoidFor) {
+			order = append(order, s)
 		}
-		lastErr = err
+	}
+	if len(order) == 0 {
+		for i := range n {
+			order = append(order, c.servers[(start+i)%n])
+		}
+	}
+	var lastErr error
+	for range c.attempts {
+		for _, s := range order {
+			m, err := c.exchangeOne(s, name, qtype)
+			if err == nil {
+				return m, nil
+			}
+			lastErr = err
+		}
 	}
 	return nil, lastErr
 }
 
-// exchangeOne asks server, over UDP and then over TCP when the answer is
-// truncated, and reports the outcome to the observer.
-func (c *Client) exchangeOne(server, name string, qtype uint16) (*dns.Msg, error) {
+// exchangeOne asks srv, over UDP and then over TCP when the answer is
+// truncated, reports the outcome to the observer and keeps srv's health: a
+// timeout or a network error has it avoided, an answer ends that.
+func (c *Client) exchangeOne(srv *server, name string, qtype uint16) (*dns.Msg, error) {
+	server := srv.addr
 	start := time.Now()
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype) // also sets RD and a random ID
@@ -426,6 +488,12 @@ func (c *Client) exchangeOne(server, name string, qtype uint16) (*dns.Msg, error
 	}
 	outcome, err := classify(q, r, err)
 	c.obs.ObserveQuery(dns.TypeToString[qtype], outcome, time.Since(start))
+	switch {
+	case errors.Is(err, ErrTimeout), errors.Is(err, ErrNetwork):
+		srv.fail(c.now(), c.avoidFor)
+	case r != nil:
+		srv.answered()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("resolver: %s %s via %s: %w", dns.TypeToString[qtype], name, server, err)
 	}

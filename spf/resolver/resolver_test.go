@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -266,6 +267,42 @@ func TestCNAMEChains(t *testing.T) {
 	}
 }
 
+// Within a check, every question is taken from the check's budget, the
+// questions of a chain followed across queries included; answers from the
+// cache are free.
+func TestQueryBudget(t *testing.T) {
+	s := spftest.NewServer(t, world())
+	s.ChaseCNAME(false)
+	c := newClient(t, Options{Servers: []string{s.Addr()}})
+	bctx, _ := spf.WithQueryBudget(ctx(t), 4)
+	if _, err := c.LookupA(bctx, "alias.example.com"); err != nil { // 3 questions
+		t.Fatal(err)
+	}
+	if _, err := c.LookupA(bctx, "alias.example.com"); err != nil { // cached
+		t.Fatal(err)
+	}
+	_, err := c.LookupA(bctx, "mail.example.com") // the 4th
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.LookupTXT(bctx, "example.com"); !errors.Is(err, spf.ErrQueryBudget) {
+		t.Errorf("5th question: err = %v, want ErrQueryBudget", err)
+	}
+	if n := s.QueryCount(); n != 4 {
+		t.Errorf("%d questions sent, want 4", n)
+	}
+	// A chain longer than what is left stops where the budget does.
+	s.ResetLog()
+	c = newClient(t, Options{Servers: []string{s.Addr()}})
+	bctx, _ = spf.WithQueryBudget(ctx(t), 2)
+	if _, err := c.LookupA(bctx, "alias.example.com"); !errors.Is(err, spf.ErrQueryBudget) {
+		t.Errorf("chain of 3 on a budget of 2: err = %v, want ErrQueryBudget", err)
+	}
+	if n := s.QueryCount(); n != 2 {
+		t.Errorf("%d questions sent, want 2", n)
+	}
+}
+
 func TestCNAMEChainTooLong(t *testing.T) {
 	w := &spftest.Resolver{CNAME: map[string]string{}, TXT: map[string][]string{"end.example": {"end"}}}
 	for i := range MaxCNAMEChain + 1 {
@@ -409,33 +446,98 @@ func TestTruncationRetriesOverTCP(t *testing.T) {
 }
 
 func TestFailover(t *testing.T) {
-	dead := world()
-	dead.Fail = map[string]error{"* a.example.com": spftest.ErrTimeout, "* b.example.com": spftest.ErrServFail}
-	s1 := spftest.NewServer(t, dead)
+	failing := world()
+	failing.Fail = map[string]error{"* b.example.com": spftest.ErrServFail}
+	s1 := spftest.NewServer(t, failing)
 	s2 := spftest.NewServer(t, world())
 	obs := &observer{}
 	c := newClient(t, Options{Servers: []string{s1.Addr(), s2.Addr()}, Timeout: 200 * time.Millisecond, CacheSize: -1, Observer: obs})
-	if got := c.Servers(); !slices.Equal(got, []string{s1.Addr(), s2.Addr()}) {
-		t.Fatalf("Servers() = %q", got)
+	if got := addrs(c.Health()); !slices.Equal(got, []string{s1.Addr(), s2.Addr()}) {
+		t.Fatalf("Health() lists %q", got)
 	}
-	// Lookups start with each server in turn: the first and third with s1,
-	// which times out (a) or fails (b), so s2 answers; the second and fourth
-	// go straight to s2.
-	for _, name := range []string{"a.example.com", "a.example.com", "b.example.com", "b.example.com"} {
+	// Lookups start with each server in turn: the first with s1, which
+	// fails (b), so s2 answers; the second goes straight to s2. A SERVFAIL
+	// is about the name, not the server: the third starts with s1 again.
+	for _, name := range []string{"b.example.com", "b.example.com", "c.example.com"} {
 		txt, err := c.LookupTXT(ctx(t), name)
 		if err != nil || len(txt) != 1 {
-			t.Errorf("LookupTXT(%s) = %q, %v; want the answer of the second server", name, txt, err)
+			t.Errorf("LookupTXT(%s) = %q, %v; want an answer", name, txt, err)
 		}
 	}
-	if want := []string{"TXT a.example.com", "TXT b.example.com"}; !slices.Equal(s1.Queries(), want) {
+	if want := []string{"TXT b.example.com", "TXT c.example.com"}; !slices.Equal(s1.Queries(), want) {
 		t.Errorf("first server saw %q, want %q", s1.Queries(), want)
 	}
-	if want := []string{"TXT a.example.com", "TXT a.example.com", "TXT b.example.com", "TXT b.example.com"}; !slices.Equal(s2.Queries(), want) {
+	if want := []string{"TXT b.example.com", "TXT b.example.com"}; !slices.Equal(s2.Queries(), want) {
 		t.Errorf("second server saw %q, want %q", s2.Queries(), want)
 	}
-	want := []string{"TXT timeout", "TXT ok", "TXT ok", "TXT servfail", "TXT ok", "TXT ok"}
+	want := []string{"TXT servfail", "TXT ok", "TXT ok", "TXT ok"}
 	if q, _ := obs.snapshot(); !slices.Equal(q, want) {
 		t.Errorf("observed %q, want %q", q, want)
+	}
+	for _, h := range c.Health() {
+		if !h.Up || h.Failures != 0 {
+			t.Errorf("%+v after SERVFAIL only, want up", h)
+		}
+	}
+}
+
+func addrs(hs []ServerHealth) []string {
+	var out []string
+	for _, h := range hs {
+		out = append(out, h.Addr)
+	}
+	return out
+}
+
+// A server that times out is left out for AvoidFor, then one question
+// probes it: one timeout per interval, not one per question.
+func TestAvoidDeadServer(t *testing.T) {
+	var alive atomic.Bool
+	dead := spftest.NewFuncServer(t, func(q dns.Question) (int, []dns.RR, bool) {
+		if !alive.Load() {
+			return 0, nil, true
+		}
+		return dns.RcodeSuccess, []dns.RR{spftest.TXT(q.Name, "from the revived server", 60)}, false
+	})
+	live := spftest.NewServer(t, world())
+	clk := newClock()
+	c := newClient(t, Options{Servers: []string{dead.Addr(), live.Addr()}, Timeout: 200 * time.Millisecond,
+		CacheSize: -1, AvoidFor: 30 * time.Second, Now: clk.Now})
+	lookups := func(n int) {
+		t.Helper()
+		for range n {
+			if txt, err := c.LookupTXT(ctx(t), "example.com"); err != nil || len(txt) != 1 {
+				t.Fatalf("LookupTXT = %q, %v", txt, err)
+			}
+		}
+	}
+	lookups(6)
+	if n := dead.Queries(); n != 1 {
+		t.Errorf("6 lookups asked the dead server %d times, want 1", n)
+	}
+	if h := c.Health()[0]; h.Up || h.Failures != 1 {
+		t.Errorf("dead server %+v, want down after 1 failure", h)
+	}
+	clk.Advance(29 * time.Second)
+	lookups(4)
+	if n := dead.Queries(); n != 1 {
+		t.Errorf("within the interval: %d questions to the dead server, want still 1", n)
+	}
+	// Past the interval one question probes it, and it is avoided again.
+	clk.Advance(2 * time.Second)
+	lookups(6)
+	if n := dead.Queries(); n != 2 {
+		t.Errorf("after the interval: %d questions to the dead server, want 2", n)
+	}
+	// Once it answers a probe, it is back in the rotation.
+	alive.Store(true)
+	clk.Advance(31 * time.Second)
+	lookups(4)
+	if h := c.Health()[0]; !h.Up || h.Failures != 2 {
+		t.Errorf("revived server %+v, want up after 2 failures", h)
+	}
+	if n := dead.Queries(); n != 4 {
+		t.Errorf("revived server asked %d times in all, want 4 (a probe and every other lookup)", n)
 	}
 }
 
@@ -596,8 +698,8 @@ func TestCacheBounded(t *testing.T) {
 		}
 	}
 	// a was used after b, so b is the one evicted for c.
-	if c.CacheLen() != 2 || c.Evictions() != 1 {
-		t.Errorf("CacheLen %d, Evictions %d; want 2 and 1", c.CacheLen(), c.Evictions())
+	if c.CacheLen() != 2 {
+		t.Errorf("CacheLen %d, want 2", c.CacheLen())
 	}
 	if _, cache := obs.snapshot(); cache["evict"] != 1 {
 		t.Errorf("observed cache events %v, want one evict", cache)
@@ -731,8 +833,8 @@ func TestNewOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"127.0.0.1:53", "[::1]:53", "127.0.0.2:5353", "localhost:53"}; !slices.Equal(c.Servers(), want) {
-		t.Errorf("Servers() = %q, want %q", c.Servers(), want)
+	if want := []string{"127.0.0.1:53", "[::1]:53", "127.0.0.2:5353", "localhost:53"}; !slices.Equal(addrs(c.Health()), want) {
+		t.Errorf("servers %q, want %q", addrs(c.Health()), want)
 	}
 
 	conf := filepath.Join(t.TempDir(), "resolv.conf")
@@ -741,8 +843,8 @@ func TestNewOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"127.0.0.53:53", "[::1]:53"}; !slices.Equal(c.Servers(), want) {
-		t.Errorf("from resolv.conf: Servers() = %q, want %q", c.Servers(), want)
+	if want := []string{"127.0.0.53:53", "[::1]:53"}; !slices.Equal(addrs(c.Health()), want) {
+		t.Errorf("from resolv.conf: servers %q, want %q", addrs(c.Health()), want)
 	}
 	empty := filepath.Join(t.TempDir(), "resolv.conf")
 	os.WriteFile(empty, []byte("search example\n"), 0o644)
