@@ -202,7 +202,7 @@ type checkReport struct {
 // says so (action skip, no header fields) but still shows the verdicts, as
 // they would be without trusted_networks.
 func evaluate(ctx context.Context, c *Config, r spf.Resolver, f milter.Facts) checkReport {
-	mc := milterConfig(c, r)
+	mc := milterConfig(c, r, nil)
 	d := mc.Evaluate(ctx, f)
 	rep := checkReport{Facts: f, Decision: d, DryRun: mc.DryRun, Fields: mc.Fields(f, d)}
 	if d.Skip == milter.SkipTrustedNetwork {

@@ -27,6 +27,7 @@ type Config struct {
 	Resolvers         []string
 	DNSTimeout        time.Duration
 	CacheSize         int
+	CacheMaxBytes     int64
 	CheckTimeout      time.Duration
 	AuthservID        string // "" means the MTA's j macro, then the host name
 	Receiver          string // "" means the host name
@@ -143,6 +144,21 @@ var settings = []*setting{
 		key: "cache_size", def: "10000", arg: "N",
 		usage: "Number of DNS answers kept in the cache; 0 disables it.", reload: true,
 		set: count(func(c *Config) *int { return &c.CacheSize }),
+	},
+	{
+		key: "cache_max_bytes", def: "32MiB", arg: "SIZE",
+		usage: "Memory the caches may hold, whatever the answers' sizes: three quarters for DNS answers, a quarter for parsed SPF records. Bytes, or a number with `KiB`, `MiB` or `GiB`; at least `1MiB`.", reload: true,
+		set: one(func(c *Config, v string) error {
+			n, err := parseSize(v)
+			if err != nil {
+				return err
+			}
+			if n < minCacheBytes {
+				return fmt.Errorf("size %q too small (want at least 1MiB)", v)
+			}
+			c.CacheMaxBytes = n
+			return nil
+		}),
 	},
 	{
 		key: "check_timeout", def: "20s", arg: "DURATION",
@@ -368,6 +384,30 @@ func results(field func(*Config) *[]spf.Result) func(*Config, []string) error {
 		*field(c) = rs
 		return nil
 	}
+}
+
+// minCacheBytes is the smallest cache_max_bytes: a DNS answer may hold 64 KiB,
+// and a cache should hold many.
+const minCacheBytes = 1 << 20
+
+// parseSize takes a number of bytes, optionally with a binary unit: 512KiB,
+// 32MiB, 1GiB.
+func parseSize(v string) (int64, error) {
+	num, mult := v, int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			num, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("bad size %q (want bytes, or a number with KiB, MiB or GiB, e.g. 32MiB)", v)
+	}
+	return n * mult, nil
 }
 
 func parseListen(v string) (listenAddr, error) {

@@ -51,6 +51,7 @@ func TestDefaults(t *testing.T) {
 		Resolvers:         nil, // /etc/resolv.conf
 		DNSTimeout:        2 * time.Second,
 		CacheSize:         10000,
+		CacheMaxBytes:     32 << 20,
 		CheckTimeout:      20 * time.Second, // RFC 7208 §4.6.4
 		AuthservID:        "",
 		Receiver:          "",
@@ -221,6 +222,21 @@ func TestEmptyFile(t *testing.T) {
 	}
 }
 
+func TestParseSize(t *testing.T) {
+	for v, want := range map[string]int64{
+		"1048576": 1 << 20, "512KiB": 512 << 10, "32MiB": 32 << 20, "2GiB": 2 << 30, "0": 0,
+	} {
+		if got, err := parseSize(v); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"", "32MB", "32 MiB", "-1MiB", "1.5GiB", "MiB", "9223372036854775807GiB", "32mib"} {
+		if got, err := parseSize(v); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", v, got)
+		}
+	}
+}
+
 // TestBadValues gives each key a bad value, in the file and as a flag, and
 // expects one line naming the key (or flag) and the value.
 func TestBadValues(t *testing.T) {
@@ -231,6 +247,7 @@ func TestBadValues(t *testing.T) {
 		"resolver":           "dns.example.net:53",
 		"dns_timeout":        "5 seconds",
 		"cache_size":         "-1",
+		"cache_max_bytes":    "512KiB",
 		"check_timeout":      "0s",
 		"authserv_id":        "mx;example",
 		"receiver":           "mx example",
@@ -361,7 +378,7 @@ func TestMilterConfig(t *testing.T) {
 	c := defaults()
 	c.Receiver, c.AuthservID, c.HideReceiver, c.DryRun, c.SkipAuthenticated = "mx.example.org", "auth.example.org", true, true, false
 	c.RejectText = "no"
-	mc := milterConfig(c, nil)
+	mc := milterConfig(c, nil, nil)
 	if mc.Checker.Receiver != "mx.example.org" || mc.Checker.Timeout != c.CheckTimeout {
 		t.Errorf("checker %+v", mc.Checker)
 	}
@@ -374,7 +391,7 @@ func TestMilterConfig(t *testing.T) {
 	hostname = func() (string, error) { return "host.example.net", nil }
 	t.Cleanup(func() { hostname = os.Hostname })
 	c.Receiver = ""
-	if r := milterConfig(c, nil).Checker.Receiver; r != "host.example.net" {
+	if r := milterConfig(c, nil, nil).Checker.Receiver; r != "host.example.net" {
 		t.Errorf("receiver %q, want the host name", r)
 	}
 }
@@ -515,9 +532,10 @@ func TestDNSClientReconfigure(t *testing.T) {
 		t.Errorf("unchanged DNS settings: %p, %v; want the same client %p", got, err, dc)
 	}
 	for name, change := range map[string]func(*Config){
-		"resolver":    func(c *Config) { c.Resolvers = []string{"127.0.0.2:5353"} },
-		"dns_timeout": func(c *Config) { c.DNSTimeout = time.Second },
-		"cache_size":  func(c *Config) { c.CacheSize = 5 },
+		"resolver":        func(c *Config) { c.Resolvers = []string{"127.0.0.2:5353"} },
+		"dns_timeout":     func(c *Config) { c.DNSTimeout = time.Second },
+		"cache_size":      func(c *Config) { c.CacheSize = 5 },
+		"cache_max_bytes": func(c *Config) { c.CacheMaxBytes = 2 << 20 },
 	} {
 		n := defaults()
 		n.Resolvers = []string{"127.0.0.1:5353"}

@@ -32,12 +32,14 @@ func policy(c *Config) milter.Policy {
 }
 
 // milterConfig is the milter's reloadable configuration for c, checking with
-// r. The check command builds the same, so that it answers as the daemon.
-func milterConfig(c *Config, r spf.Resolver) *milter.Config {
+// r and caching parsed records in records (nil: spf's shared cache). The
+// check command builds the same, so that it answers as the daemon.
+func milterConfig(c *Config, r spf.Resolver, records *spf.RecordCache) *milter.Config {
 	host := localHostName()
 	return &milter.Config{
 		Checker: &spf.Checker{
 			Resolver: r,
+			Records:  records,
 			Timeout:  c.CheckTimeout,
 			// %{r} (RFC 7208 §7.3); spf writes "unknown" when it is "".
 			Receiver: cmp.Or(c.Receiver, host),

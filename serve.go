@@ -156,7 +156,7 @@ func (d *daemon) start() error {
 // configuration and the settings fixed for the life of the server.
 func serverOptions(c *Config, dc *dnsClient, log *slog.Logger, m *metrics.Metrics) milter.Options {
 	return milter.Options{
-		Config:         milterConfig(c, dc.resolver),
+		Config:         milterConfig(c, dc.resolver, dc.records),
 		Logger:         log,
 		Observer:       m,
 		IdleTimeout:    c.IdleTimeout,
@@ -203,7 +203,7 @@ func (d *daemon) reload() error {
 	for _, key := range restartNeeded(d.boot, c) {
 		d.log.Warn("config key changed but takes effect only after a restart", "key", key)
 	}
-	d.srv.SetConfig(milterConfig(c, dc.resolver))
+	d.srv.SetConfig(milterConfig(c, dc.resolver, dc.records))
 	d.level.Set(c.LogLevel)
 	d.cfg, d.dns = c, dc
 	d.metrics.ObserveReload(true)

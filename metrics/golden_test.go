@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/spfmilter/spfmilter/metrics"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/families.golden and the README metrics table")
@@ -27,7 +29,9 @@ type family struct {
 // name. Every labelled family has pre-set series, so its labels show.
 func families(t *testing.T) []family {
 	t.Helper()
-	_, reg := newTest(t)
+	m, reg := newTest(t)
+	// The server families have series only once the resolver is known.
+	m.SetServersFunc(func() []metrics.DNSServer { return []metrics.DNSServer{{Addr: "127.0.0.1:53"}} })
 	var out []family
 	for name, mf := range gather(t, reg) {
 		f := family{name: name, typ: strings.ToLower(mf.GetType().String()), help: mf.GetHelp(), values: map[string][]string{}}
@@ -106,6 +110,10 @@ const (
 // names them without values.
 const buildInfo = "spfmilter_build_info"
 
+// serverLabel holds a configured resolver address: set by the operator, as
+// many values as servers configured.
+const serverLabel = "server"
+
 // readmeTable renders the README's metrics section from the families.
 func readmeTable(fs []family) string {
 	var b strings.Builder
@@ -122,6 +130,10 @@ func readmeTable(fs []family) string {
 		for _, l := range f.labels {
 			if f.name == buildInfo {
 				ls = append(ls, "`"+l+"`")
+				continue
+			}
+			if l == serverLabel {
+				ls = append(ls, "`"+l+"`: each configured `resolver`")
 				continue
 			}
 			ls = append(ls, "`"+l+"`: "+strings.Join(f.values[l], ", "))

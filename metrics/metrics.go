@@ -60,6 +60,11 @@ type Metrics struct {
 	cacheMisses prometheus.Counter
 	cacheEvicts prometheus.Counter
 	cacheSize   atomic.Pointer[func() int]
+	cacheBytes  atomic.Pointer[func() int64]
+	servers     atomic.Pointer[func() []DNSServer]
+
+	recordBytes     atomic.Pointer[func() int64]
+	recordEvictions atomic.Pointer[func() uint64]
 
 	reloads          *prometheus.CounterVec
 	reloadSuccessful prometheus.Gauge
@@ -127,6 +132,23 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 		Namespace: namespace, Subsystem: "dns", Name: "cache_entries",
 		Help: "DNS answers currently held in the cache.",
 	}, m.cacheEntries)
+	cacheBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Subsystem: "dns", Name: "cache_bytes",
+		Help: "Memory held by the cached DNS answers, as counted against cache_max_bytes.",
+	}, func() float64 { return float64(load64(&m.cacheBytes)) })
+	recordBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Subsystem: "spf", Name: "record_cache_bytes",
+		Help: "Memory held by the cached parsed SPF records, as counted against cache_max_bytes.",
+	}, func() float64 { return float64(load64(&m.recordBytes)) })
+	recordEvictions := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "spf", Name: "record_cache_evictions_total",
+		Help: "Parsed SPF records evicted from their cache to make room.",
+	}, func() float64 {
+		if f := m.recordEvictions.Load(); f != nil && *f != nil {
+			return float64((*f)())
+		}
+		return 0
+	})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "config", Name: "reloads_total",
 		Help: "Configuration reloads by result (success, failure).",
@@ -153,7 +175,8 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	reg.MustRegister(
 		m.spfResults, m.checkDuration, m.actions, m.connections, m.active,
 		m.messages, m.errors, m.dnsQueries, m.dnsDuration, m.cacheHits,
-		m.cacheMisses, m.cacheEvicts, cacheSize, m.reloads,
+		m.cacheMisses, m.cacheEvicts, cacheSize, cacheBytes, recordBytes,
+		recordEvictions, serverCollector{m}, m.reloads,
 		m.reloadSuccessful, m.reloadTimestamp, build,
 	)
 	for _, c := range []prometheus.Collector{
@@ -277,6 +300,74 @@ func (m *Metrics) cacheEntries() float64 {
 		return float64((*f)())
 	}
 	return 0
+}
+
+// SetCacheBytesFunc sets the function reporting the bytes held by the DNS
+// cache (the resolver client's CacheBytes), called at each scrape.
+func (m *Metrics) SetCacheBytesFunc(f func() int64) { store(&m.cacheBytes, f) }
+
+// SetRecordCacheFuncs sets the functions reporting the bytes held by the
+// parsed-record cache and the records it evicted (spf.RecordCache's Bytes and
+// Evictions), called at each scrape.
+func (m *Metrics) SetRecordCacheFuncs(bytes func() int64, evictions func() uint64) {
+	store(&m.recordBytes, bytes)
+	store(&m.recordEvictions, evictions)
+}
+
+// DNSServer is the state of one configured DNS server.
+type DNSServer struct {
+	Addr     string // as configured, "host:port"
+	Up       bool   // false while avoided after a timeout
+	Failures uint64 // questions that timed out or could not be sent
+}
+
+// SetServersFunc sets the function reporting the configured DNS servers'
+// state (the resolver client's Health), called at each scrape. The server
+// label takes the configured addresses: few, and chosen by the operator.
+func (m *Metrics) SetServersFunc(f func() []DNSServer) { store(&m.servers, f) }
+
+// store sets a scrape-time function; a nil f is stored too, and the readers
+// treat it as unset.
+func store[F any](p *atomic.Pointer[F], f F) { p.Store(&f) }
+
+func load64(p *atomic.Pointer[func() int64]) int64 {
+	if f := p.Load(); f != nil && *f != nil {
+		return (*f)()
+	}
+	return 0
+}
+
+var (
+	serverUpDesc = prometheus.NewDesc(namespace+"_dns_server_up",
+		"1 while the DNS server answers, 0 while it is avoided after a timeout or a network error, by configured server.",
+		[]string{"server"}, nil)
+	serverFailuresDesc = prometheus.NewDesc(namespace+"_dns_server_failures_total",
+		"DNS questions to the server that timed out or could not be sent, by configured server.",
+		[]string{"server"}, nil)
+)
+
+// serverCollector reports the servers of the current resolver: a reload
+// with other servers replaces the series.
+type serverCollector struct{ m *Metrics }
+
+func (c serverCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- serverUpDesc
+	ch <- serverFailuresDesc
+}
+
+func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.m.servers.Load()
+	if f == nil || *f == nil {
+		return
+	}
+	for _, s := range (*f)() {
+		up := 0.0
+		if s.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(serverUpDesc, prometheus.GaugeValue, up, s.Addr)
+		ch <- prometheus.MustNewConstMetric(serverFailuresDesc, prometheus.CounterValue, float64(s.Failures), s.Addr)
+	}
 }
 
 // ConfigLoaded records the initial configuration load as successful, without

@@ -193,6 +193,45 @@ func TestDNSAndCache(t *testing.T) {
 	}
 }
 
+// The cache budgets and the DNS servers' health are read at each scrape
+// from the functions main sets.
+func TestCacheBytesAndServers(t *testing.T) {
+	m, reg := newTest(t)
+	m.SetCacheBytesFunc(func() int64 { return 1 << 20 })
+	m.SetRecordCacheFuncs(func() int64 { return 4096 }, func() uint64 { return 3 })
+	for name, want := range map[string]float64{
+		"spfmilter_dns_cache_bytes": 1 << 20, "spfmilter_spf_record_cache_bytes": 4096,
+		"spfmilter_spf_record_cache_evictions_total": 3,
+	} {
+		if got := series(t, reg, name)[""]; got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if _, ok := gather(t, reg)["spfmilter_dns_server_up"]; ok {
+		t.Error("server series before any server is known")
+	}
+	servers := []metrics.DNSServer{{Addr: "192.0.2.53:53", Up: true}, {Addr: "[2001:db8::53]:53", Up: false, Failures: 4}}
+	m.SetServersFunc(func() []metrics.DNSServer { return servers })
+	up, failures := series(t, reg, "spfmilter_dns_server_up"), series(t, reg, "spfmilter_dns_server_failures_total")
+	if up["server=192.0.2.53:53"] != 1 || up["server=[2001:db8::53]:53"] != 0 || failures["server=[2001:db8::53]:53"] != 4 || len(up) != 2 {
+		t.Errorf("up %v, failures %v", up, failures)
+	}
+	// A reload with other servers replaces the series.
+	servers = servers[:1]
+	if up := series(t, reg, "spfmilter_dns_server_up"); len(up) != 1 {
+		t.Errorf("after the servers changed: %v", up)
+	}
+	m.SetCacheBytesFunc(nil)
+	m.SetRecordCacheFuncs(nil, nil)
+	m.SetServersFunc(nil)
+	if got := series(t, reg, "spfmilter_dns_cache_bytes")[""]; got != 0 {
+		t.Errorf("cache bytes after nil = %v", got)
+	}
+	if _, ok := gather(t, reg)["spfmilter_dns_server_up"]; ok {
+		t.Error("server series after SetServersFunc(nil)")
+	}
+}
+
 // TestClamp feeds values outside the fixed sets — among them the kinds of
 // value that must never become a label — and checks that they all land in
 // "other" and create no other series.

@@ -26,6 +26,9 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	m.ObserveCache("miss")
 	m.ObserveCache("evict")
 	m.SetCacheSizeFunc(func() int { return 3 })
+	m.SetCacheBytesFunc(func() int64 { return 3 << 10 })
+	m.SetRecordCacheFuncs(func() int64 { return 1 << 10 }, func() uint64 { return 1 })
+	m.SetServersFunc(func() []metrics.DNSServer { return []metrics.DNSServer{{Addr: "127.0.0.1:53", Up: true}} })
 	m.ObserveReload(false)
 	m.ConnClosed()
 
