@@ -126,6 +126,10 @@ func (c *Checker) run(ctx context.Context, o Outcome, a Args, local string, star
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	// A context of our own that starts no timer until asked for Done saves
+	// a warm check 5 of its 6 allocations, but a whole milter message
+	// nothing measurable (BenchmarkMessage, benchstat: p=0.645 on time,
+	// 230 against 235 allocations): the standard one will do.
 	ctx, cancel := context.WithDeadline(ctx, start.Add(timeout))
 	defer cancel()
 	ctx, budget := WithQueryBudget(ctx, MaxQueries)
