@@ -45,8 +45,8 @@ func queried(w *spftest.Resolver, q string) bool {
 	return slices.Contains(w.Queries(), q)
 }
 
-// terms returns n "a:hN.example.com" terms; hN has an address that never
-// matches, so each costs one DNS term and no void lookup.
+// aTerms returns n "a:hN.example.com" terms and gives each hN an address
+// that never matches, so each costs one DNS term and no void lookup.
 func aTerms(w *spftest.Resolver, n int) []string {
 	var out []string
 	for i := 1; i <= n; i++ {

@@ -21,6 +21,21 @@
 //     and the third void lookup is a permerror;
 //   - the explanation of a fail without a usable exp= is DefaultExplanation.
 //
+// What an outsider's zone can make a check cost is bounded, in bytes and in
+// queries:
+//   - a record over MaxRecordLen bytes or MaxRecordTerms terms is a permerror
+//     (§3.4 asks for records that fit in 512 octets; §2.6.7: the record
+//     cannot be interpreted), whatever else it holds, and costs no more than
+//     a small one: it is neither copied, nor parsed further, nor cached;
+//   - parsed records are cached within a budget in bytes (RecordCache);
+//   - an exp= text longer than MaxRecordLen is not used, and an explanation
+//     stops expanding at MaxExplanationLen bytes; a domain-spec is expanded
+//     keeping only the 253 octets §7.3 can keep;
+//   - a check sends at most MaxQueries (111) DNS questions, the bound of
+//     §4.6.4, counting the CNAME hops a resolver follows across queries
+//     (QueryBudget); a question beyond it is a temperror. The exp= lookup,
+//     which §4.6.4 does not count, comes on top.
+//
 // The evaluator talks to DNS only through the narrow Resolver interface; the
 // real client lives in spf/resolver and an in-memory fake in spf/spftest.
 package spf
