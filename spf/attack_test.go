@@ -16,6 +16,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -246,6 +247,70 @@ func TestAttackExplanation(t *testing.T) {
 				t.Errorf("%s allocated per check, want at most 2 MiB", mib(perCheck))
 			}
 		})
+	}
+}
+
+// TestAttackWorstCheck: the most one check can be made to hold. Eleven
+// records (the domain's and ten nested includes), each near MaxRecordLen and
+// MaxRecordTerms and unique, with neither cache to help: the bytes
+// allocated by one check bound what it holds at any moment, which is what
+// the README's memory figures multiply by the concurrent checks.
+func TestAttackWorstCheck(t *testing.T) {
+	srv := spftest.NewFuncServer(t, zone(func(name string) string {
+		label, _, _ := strings.Cut(name, ".")
+		i, err := strconv.Atoi(strings.TrimPrefix(label, "r"))
+		if err != nil || i > 10 {
+			return ""
+		}
+		var b strings.Builder
+		b.WriteString("v=spf1")
+		for j := 0; j < spf.MaxRecordTerms-2 && b.Len() < spf.MaxRecordLen-64; j++ {
+			fmt.Fprintf(&b, " ip4:10.%d.%d.%d", i, j/256, j%256)
+		}
+		if i < 10 {
+			fmt.Fprintf(&b, " include:r%d.attack.test", i+1)
+		}
+		b.WriteString(" -all")
+		return b.String()
+	}))
+	r, err := resolver.New(resolver.Options{Servers: []string{srv.Addr()}, CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &spf.Checker{Resolver: r, Records: spf.NewRecordCache(0)}
+	ctx := context.Background()
+	n := attackScale(5, 50)
+	before := allocated()
+	var o spf.Outcome
+	for range n {
+		o = c.CheckMailFrom(ctx, spf.Args{IP: attackIP, Sender: "a@r0.attack.test", HELO: "mail.attack.test"})
+	}
+	perCheck := (allocated() - before) / uint64(n)
+	t.Logf("%s: %d DNS terms, %s allocated per check", o.Result, o.DNSLookups, mib(perCheck))
+	if o.Result != spf.Fail || o.DNSLookups != 10 {
+		t.Errorf("%s (%s) after %d DNS terms, want fail after 10", o.Result, o.Problem, o.DNSLookups)
+	}
+	if perCheck > 4<<20 {
+		t.Errorf("%s allocated per check, want at most 4 MiB", mib(perCheck))
+	}
+	// As many at once as Postfix runs smtpd processes by default
+	// (default_process_limit = 100): what the heap and RSS reach.
+	parallel := attackScale(20, 100)
+	liveHeap()
+	peak := samplePeak()
+	var wg sync.WaitGroup
+	var wrong atomic.Int32
+	for range parallel {
+		wg.Go(func() {
+			if o := c.CheckMailFrom(ctx, spf.Args{IP: attackIP, Sender: "a@r0.attack.test", HELO: "mail.attack.test"}); o.Result != spf.Fail {
+				wrong.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d such checks at once: peak heap in use %s, peak RSS %s, wrong verdicts %d", parallel, mib(peak.Stop()), peakRSS(), wrong.Load())
+	if wrong.Load() != 0 {
+		t.Errorf("%d wrong verdicts of %d", wrong.Load(), parallel)
 	}
 }
 
