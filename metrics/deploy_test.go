@@ -149,6 +149,9 @@ func TestDashboard(t *testing.T) {
 		"spfmilter_dns_query_duration_seconds_bucket",
 		"spfmilter_dns_cache_hits_total",
 		"spfmilter_dns_cache_misses_total",
+		"spfmilter_dns_cache_bytes",
+		"spfmilter_spf_record_cache_bytes",
+		"spfmilter_dns_server_up",
 		"spfmilter_milter_active_connections",
 		"spfmilter_config_reloads_total",
 	} {
