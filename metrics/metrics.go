@@ -6,7 +6,9 @@
 // *Metrics implements them. Every label takes its value from a small fixed
 // set; an unexpected value is counted as "other", so a caller's bug cannot
 // create unbounded series, and no label ever holds a domain, an address, a
-// HELO name or a mail address.
+// HELO name or a mail address. The one exception is the server label of the
+// DNS server metrics: the resolver addresses the operator configured, as
+// many as there are, never one a client chooses.
 //
 // Metric names follow the Prometheus conventions: spfmilter_<subsystem>_<name>,
 // base units (seconds), counters ending in _total. The full list, with types

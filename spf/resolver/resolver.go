@@ -171,6 +171,10 @@ func New(opts Options) (*Client, error) {
 		c.obs = nopObserver{}
 	}
 	if c.now == nil {
+		// A coarse clock refreshed by a goroutine made a cache hit about
+		// 0.2 µs cheaper, but a warm check no faster that benchstat could
+		// tell (BenchmarkCheckWarmCache: 5.59 µs ± 62% against
+		// 4.08 µs ± 38%, p=0.13): not worth a goroutine in a library.
 		c.now = time.Now
 	}
 
@@ -351,7 +355,9 @@ func (c *Client) lookup(ctx context.Context, k key) (*entry, error) {
 	// attempts), so that one caller giving up does not fail the others; each
 	// caller still returns when its own context ends. Questions beyond the
 	// first (a CNAME chain followed across queries) are taken from the
-	// budget of the caller that started it.
+	// budget of the caller that started it; when that runs out, the callers
+	// sharing the flight get its error too, which can only happen for a
+	// name whose servers hand out chains one hop at a time.
 	ch := c.flight.DoChan(ks, func() (any, error) { return c.resolve(k, budget) })
 	select {
 	case r := <-ch:
