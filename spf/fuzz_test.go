@@ -52,6 +52,8 @@ func FuzzMacro(f *testing.F) {
 	for _, s := range []string{
 		"%{ir}.%{v}._spf.%{d2}", "%{lr-}.lp.%{ir}.%{v}._spf.%{d2}", "%{S}%{L}%{O}%{D}%{I}%{P}%{V}%{H}",
 		"%%%_%-", "%{d999999}", "%{l1r+-.,/_=}", "see %{c} via %{r} at %{t}", "%{p}.example.com",
+		// Expansions longer than a domain name or an explanation.
+		strings.Repeat("%{s}", 40) + ".example.com", strings.Repeat("%{D}.%{ir}-", 30) + "x.%{v}", strings.Repeat("%{S} ", 60),
 	} {
 		f.Add(s, false)
 		f.Add(s, true)
