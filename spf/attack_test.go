@@ -250,6 +250,34 @@ func TestAttackExplanation(t *testing.T) {
 	}
 }
 
+// TestAttackDomainExpansion: a domain-spec of 2,000 × %{h} (the most that
+// fits a record) with a 2,000-byte HELO would expand to 4 MB; only the 253
+// octets RFC 7208 §7.3 keeps are built.
+func TestAttackDomainExpansion(t *testing.T) {
+	srv := spftest.NewFuncServer(t, zone(func(name string) string {
+		if name == "attack.test" {
+			return "v=spf1 a:" + strings.Repeat("%{h}", 2000) + ".attack.test -all"
+		}
+		return ""
+	}))
+	c := attackChecker(t, srv.Addr())
+	helo := strings.Repeat("a.", 999) + "x"
+	n := attackScale(5, 50)
+	before := allocated()
+	var o spf.Outcome
+	for range n {
+		o = c.CheckMailFrom(context.Background(), spf.Args{IP: attackIP, Sender: "a@attack.test", HELO: helo})
+	}
+	perCheck := (allocated() - before) / uint64(n)
+	t.Logf("%s: %s allocated per check", o.Result, mib(perCheck))
+	if o.Result != spf.Fail {
+		t.Errorf("result %s (%s), want fail", o.Result, o.Problem)
+	}
+	if perCheck > 1<<20 {
+		t.Errorf("%s allocated per check, want at most 1 MiB", mib(perCheck))
+	}
+}
+
 // TestAttackWorstCheck: the most one check can be made to hold. Eleven
 // records (the domain's and ten nested includes), each near MaxRecordLen and
 // MaxRecordTerms and unique, with neither cache to help: the bytes
