@@ -344,6 +344,11 @@ func TestDaemonSignals(t *testing.T) {
 	if act, _ := verdict(t, "unix", sock, "198.51.100.7", "mail.example.org", "user@example.org"); !isReject(act) {
 		t.Errorf("fail with reject: fail: %+v, want a rejection", act)
 	}
+	// The resolver and the caches are wired to the metrics.
+	if _, body := httpGet(t, base+"/metrics"); !strings.Contains(body, `spfmilter_dns_server_up{server="`+srv.Addr()+`"} 1`) ||
+		strings.Contains(body, "spfmilter_dns_cache_bytes 0\n") || strings.Contains(body, "spfmilter_spf_record_cache_bytes 0\n") {
+		t.Errorf("metrics after a check lack the resolver or the caches:\n%s", grepLines(body, "spfmilter_dns"))
+	}
 
 	// SIGHUP with a bad file: the old configuration stays.
 	if err := os.WriteFile(file, []byte("reject: fail\nrejct: softfail\n"), 0o600); err != nil {
