@@ -15,7 +15,7 @@ import (
 // postfixListener is one smtpd service of the test Postfix.
 type postfixListener struct {
 	Addr   string // 127.0.0.1:PORT or [::1]:PORT
-	Milter string // host:port of its milter; "" for none
+	Milter string // host:port or unix:PATH of its milter; "" for none
 	// CommandTimeout is its milter_command_timeout; "" keeps main.cf's.
 	CommandTimeout string
 }
@@ -73,7 +73,10 @@ smtpd_tls_key_file = %[6]s
 	var master strings.Builder
 	for _, l := range listeners {
 		fmt.Fprintf(&master, "%s inet n - n - - smtpd", l.Addr)
-		if l.Milter != "" {
+		switch {
+		case strings.HasPrefix(l.Milter, "unix:"):
+			fmt.Fprintf(&master, " -o smtpd_milters=%s", l.Milter)
+		case l.Milter != "":
 			fmt.Fprintf(&master, " -o smtpd_milters=inet:%s", l.Milter)
 		}
 		if l.CommandTimeout != "" {

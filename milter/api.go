@@ -143,11 +143,19 @@ func StageLabels() []string { return []string{StageMail, StageEOM} }
 
 // Options are fixed for the life of a Server.
 type Options struct {
-	Config      *Config
-	Logger      *slog.Logger
-	Observer    Observer      // may be nil
-	IdleTimeout time.Duration // per-connection read idle timeout; 0 = none
+	Config   *Config
+	Logger   *slog.Logger
+	Observer Observer // may be nil
+	// IdleTimeout bounds the wait for the MTA's next packet and for the MTA
+	// to take our answer; 0 = none. PacketTimeout bounds the time from a
+	// packet's first byte to its last, however slowly it trickles in;
+	// SessionTimeout bounds a connection's whole life. 0 = none.
+	IdleTimeout    time.Duration
+	PacketTimeout  time.Duration
+	SessionTimeout time.Duration
 	// MaxConnections caps the open milter connections; 0 = unlimited.
 	// Connections beyond it wait in the listen backlog (see NewServer).
 	MaxConnections int
+
+	clock func() time.Time // for tests; nil is time.Now
 }

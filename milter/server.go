@@ -14,13 +14,19 @@ import (
 
 // What the milter asks of the MTA at negotiation. Only the stages that carry
 // something we use are kept: RCPT, DATA, EOH, unknown commands and the body
-// are switched off to save round trips. Headers are read (for forged
-// Authentication-Results) without a reply each (SMFIP_NOHREPL): go-milter
-// writes nothing when the Header callback returns a nil response, and both
-// Postfix and Sendmail honour the flag at protocol version 2 (e2e/).
+// are switched off to save round trips. Every configuration needs the rest:
+// CONNECT for the client address, HELO for the HELO identity, MAIL FROM for
+// the checks, the header fields for forged Authentication-Results and the
+// end of message for our fields. Headers are read without a reply each
+// (SMFIP_NOHREPL): go-milter writes nothing when the Header callback returns
+// a nil response. CONNECT and HELO are answered only when the MTA does not
+// offer to go without (SMFIP_NR_CONN, SMFIP_NR_HELO; conn drops the
+// library's answers). Both Postfix and Sendmail honour these flags at
+// protocol version 2, which go-milter speaks (e2e/).
 const (
 	protocol = gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoEOH |
-		gomilter.OptNoUnknown | gomilter.OptNoData | gomilter.OptNoHeaderReply
+		gomilter.OptNoUnknown | gomilter.OptNoData | gomilter.OptNoHeaderReply |
+		noReplyFlags
 	actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptSetSymList
 )
 
@@ -36,10 +42,13 @@ var symList = map[gomilter.Stage][]string{
 // Server accepts milter connections. Its zero value is not usable; use
 // NewServer.
 type Server struct {
-	log  *slog.Logger
-	obs  Observer
-	idle time.Duration
-	cfg  atomic.Pointer[Config]
+	log            *slog.Logger
+	obs            Observer
+	idle           time.Duration
+	packetTimeout  time.Duration
+	sessionTimeout time.Duration
+	now            func() time.Time
+	cfg            atomic.Pointer[Config]
 
 	// slots holds one token per open connection when MaxConnections is set.
 	slots chan struct{}
@@ -67,18 +76,24 @@ type Server struct {
 // (milter_default_action, F=).
 func NewServer(o Options) *Server {
 	s := &Server{
-		log:     o.Logger,
-		obs:     o.Observer,
-		idle:    o.IdleTimeout,
-		done:    make(chan struct{}),
-		drained: make(chan struct{}),
-		conns:   make(map[*conn]struct{}),
+		log:            o.Logger,
+		obs:            o.Observer,
+		idle:           o.IdleTimeout,
+		packetTimeout:  o.PacketTimeout,
+		sessionTimeout: o.SessionTimeout,
+		now:            o.clock,
+		done:           make(chan struct{}),
+		drained:        make(chan struct{}),
+		conns:          make(map[*conn]struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.obs == nil {
 		s.obs = nopObserver{}
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	if o.MaxConnections > 0 {
 		s.slots = make(chan struct{}, o.MaxConnections)
@@ -106,9 +121,11 @@ func (s *Server) Serve(ln net.Listener) error {
 
 	// One go-milter server per listener: its Close is not safe to call
 	// while Serve runs, so it is never called; closing our listener ends
-	// its Serve instead.
+	// its Serve instead. Serve calls NewMilter right after Accept, in the
+	// same goroutine (pinned in library_test.go): that is how a session
+	// finds its connection.
 	lib := &gomilter.Server{
-		NewMilter: func() gomilter.Milter { return &session{srv: s} },
+		NewMilter: func() gomilter.Milter { return &session{srv: s, conn: wl.accepted.Swap(nil)} },
 		Actions:   actions,
 		Protocol:  protocol,
 		SymList:   symList,
@@ -138,6 +155,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-s.drained:
 		return nil
 	case <-ctx.Done():
+		// Both may be ready (a second SIGTERM after the last session
+		// ended): drained wins.
+		select {
+		case <-s.drained:
+			return nil
+		default:
+		}
 	}
 	s.cancel()
 	s.mu.Lock()
@@ -146,13 +170,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	return ctx.Err()
-}
-
-// ActiveConnections is the number of open milter connections.
-func (s *Server) ActiveConnections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
 }
 
 func (s *Server) isClosing() bool {
@@ -179,7 +196,7 @@ func (s *Server) track(nc net.Conn) (*conn, bool) {
 	if s.closing {
 		return nil, false
 	}
-	c := &conn{Conn: nc, s: s}
+	c := s.newConn(nc)
 	s.conns[c] = struct{}{}
 	s.obs.ConnOpened()
 	return c, true
@@ -202,6 +219,7 @@ func (s *Server) untrack(c *conn) {
 type listener struct {
 	net.Listener
 	s         *Server
+	accepted  atomic.Pointer[conn] // the connection NewMilter is about to get
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -243,6 +261,7 @@ func (l *listener) Accept() (net.Conn, error) {
 			}
 			return nil, net.ErrClosed
 		}
+		l.accepted.Store(c)
 		return c, nil
 	}
 }
@@ -260,41 +279,12 @@ func temporary(err error) bool {
 	return errors.As(err, &ne) && ne.Temporary()
 }
 
-// conn resets its read deadline before every read, which makes IdleTimeout
-// an idle timeout (go-milter sets none), and unregisters itself on Close.
-type conn struct {
-	net.Conn
-	s         *Server
-	closeOnce sync.Once
-}
-
-func (c *conn) Read(p []byte) (int, error) {
-	if c.s.idle > 0 {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(c.s.idle)); err != nil {
-			return 0, err
-		}
+// checkContext is the context of a session's SPF checks: it ends when the
+// Server gives up at shutdown, and when the MTA closes the connection
+// while the check runs.
+func (s *session) checkContext() (context.Context, context.CancelFunc) {
+	if s.conn == nil {
+		return s.srv.ctx, func() {}
 	}
-	n, err := c.Conn.Read(p)
-	var ne net.Error
-	if err != nil && errors.As(err, &ne) && ne.Timeout() {
-		c.s.log.Info("closing idle milter connection", "remote", c.RemoteAddr().String(), "idle_timeout", c.s.idle)
-	}
-	return n, err
-}
-
-// Write bounds each write by the idle timeout too: an MTA that stops reading
-// must not hold the session forever.
-func (c *conn) Write(p []byte) (int, error) {
-	if c.s.idle > 0 {
-		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.s.idle)); err != nil {
-			return 0, err
-		}
-	}
-	return c.Conn.Write(p)
-}
-
-func (c *conn) Close() error {
-	err := c.Conn.Close()
-	c.closeOnce.Do(func() { c.s.untrack(c) })
-	return err
+	return s.conn.watch(s.srv.ctx)
 }

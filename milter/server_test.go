@@ -42,7 +42,7 @@ func TestIdleTimeoutClosesIdleConnection(t *testing.T) {
 	if !errors.Is(err, io.EOF) {
 		t.Fatalf("idle connection: got %v, want EOF", err)
 	}
-	waitFor(t, "the connection to be forgotten", func() bool { return h.srv.ActiveConnections() == 0 })
+	waitFor(t, "the connection to be forgotten", func() bool { return h.srv.activeConnections() == 0 })
 	opened, closed, _, _, _ := h.obs.snapshot()
 	if opened != 1 || closed != 1 {
 		t.Errorf("observer: %d opened, %d closed", opened, closed)
@@ -67,8 +67,8 @@ func TestIdleTimeoutIsPerRead(t *testing.T) {
 func TestMaxConnections(t *testing.T) {
 	h := start(t, Options{Config: testConfig(world()), MaxConnections: 1})
 	a := h.connect(gomilter.FamilyInet, clientA)
-	if n := h.srv.ActiveConnections(); n != 1 {
-		t.Fatalf("ActiveConnections %d", n)
+	if n := h.srv.activeConnections(); n != 1 {
+		t.Fatalf("activeConnections %d", n)
 	}
 
 	b := rawDial(t, h.addr) // completes in the listen backlog
@@ -79,8 +79,8 @@ func TestMaxConnections(t *testing.T) {
 	if _, err := readPacket(b); !isTimeout(err) {
 		t.Fatalf("second connection served beyond the cap: %v", err)
 	}
-	if n := h.srv.ActiveConnections(); n != 1 {
-		t.Errorf("ActiveConnections %d with one waiting", n)
+	if n := h.srv.activeConnections(); n != 1 {
+		t.Errorf("activeConnections %d with one waiting", n)
 	}
 
 	a.cs.Close()
@@ -152,8 +152,8 @@ func TestShutdownWaitsForInFlightSession(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Shutdown did not return after the last session closed")
 	}
-	if n := srv.ActiveConnections(); n != 0 {
-		t.Errorf("ActiveConnections %d", n)
+	if n := srv.activeConnections(); n != 0 {
+		t.Errorf("activeConnections %d", n)
 	}
 }
 
@@ -178,7 +178,7 @@ func TestShutdownDeadlineClosesSessions(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
-	waitFor(t, "no connections", func() bool { return srv.ActiveConnections() == 0 })
+	waitFor(t, "no connections", func() bool { return srv.activeConnections() == 0 })
 }
 
 func TestShutdownBeforeServe(t *testing.T) {
@@ -238,4 +238,11 @@ func TestTemporaryAcceptErrorKeepsServing(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+// activeConnections is the number of connections the Server tracks.
+func (s *Server) activeConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }

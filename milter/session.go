@@ -36,7 +36,8 @@ const arName = "Authentication-Results"
 // continue or an SMFIR_REPLYCODE reply: any other final answer would make
 // the library start a fresh Milter and lose the connection facts.
 type session struct {
-	srv *Server
+	srv  *Server
+	conn *conn // nil when the library made the session without a connection
 
 	// Connection facts, kept for every message of the connection.
 	ip         netip.Addr // invalid when the MTA gave none
@@ -117,7 +118,9 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 		msg.dec = Decision{Skip: SkipUnconfigured, Action: ActionAccept}
 		return gomilter.RespContinue, nil
 	}
-	msg.dec = cfg.evaluate(s.srv.ctx, msg.facts, &s.heloCheck, s.srv.obs)
+	ctx, stop := s.checkContext()
+	defer stop()
+	msg.dec = cfg.evaluate(ctx, msg.facts, &s.heloCheck, s.srv.obs)
 	if msg.dec.Action == ActionAccept || cfg.DryRun {
 		return gomilter.RespContinue, nil
 	}

@@ -1,0 +1,434 @@
+package milter
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+)
+
+// Bounds on what an MTA (or anything that reaches the milter socket) may
+// send. go-milter allocates a packet's declared length before reading it and
+// accepts up to 1 MiB; conn frames packets itself first, so memory follows
+// the bytes that actually arrived, and refuses larger declarations.
+const (
+	// MaxPacketSize bounds one packet. The largest an MTA sends us is a
+	// header field: Postfix cuts fields at header_size_limit (100 KiB by
+	// default), Sendmail at MaxHeadersLength (32 KiB for all of them).
+	// libmilter's own default limit is 64 KiB.
+	MaxPacketSize = 256 << 10
+	// MaxMacroPacketSize and maxMacroStrings bound a macro packet. go-milter
+	// splits it into strings and a map, about 18 bytes of heap per byte of
+	// a packet made of empty names; the MTAs send a handful of macros per
+	// stage, a few hundred bytes.
+	MaxMacroPacketSize = 16 << 10
+	maxMacroStrings    = 256
+	// MaxHeaderBytes bounds the header fields handed to the session in one
+	// message (only Authentication-Results fields are; see conn). Real
+	// messages carry a few of them, well under a kilobyte each.
+	MaxHeaderBytes = 1 << 20
+
+	readBufSize   = 4 << 10
+	writeFlushAt  = 64 << 10
+	deadlineSlack = 16 // a deadline may be set up to 1/16 of its timeout early
+)
+
+// The protocol steps that need no reply when the MTA agrees (SMFIP_NR_CONN,
+// SMFIP_NR_HELO): the session always continues at these stages.
+const noReplyFlags = gomilter.OptNoConnReply | gomilter.OptNoHeloReply
+
+var (
+	continuePacket = []byte{0, 0, 0, 1, byte(gomilter.ActContinue)}
+	abortPacket    = []byte{0, 0, 0, 1, byte(gomilter.CodeAbort)}
+	arNameBytes    = []byte(arName)
+)
+
+var errBound = errors.New("milter: input bound exceeded")
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// conn is a milter connection as go-milter sees it. It sits between the
+// library and the socket and
+//
+//   - buffers both directions: one read system call serves every packet
+//     that has arrived, and what the library writes (all end-of-message
+//     edits and the answer) leaves in one write, just before the next read.
+//     go-milter's own packet writer allocates a 4 KiB buffer per packet;
+//     it is bypassed because each of its writes lands here.
+//   - frames packets itself and hands the library only complete packets,
+//     bounded by MaxPacketSize and MaxMacroPacketSize, so a declared size
+//     costs nothing until the bytes arrive.
+//   - bounds time: waiting for a packet is bounded by the idle timeout, a
+//     started packet must be complete within the packet timeout however
+//     slowly it trickles in, and the connection as a whole ends at the
+//     session timeout. The socket deadline is moved only when a read system
+//     call is due, and only when it must move by more than 1/16 of the
+//     timeout.
+//   - negotiates SMFIP_NR_CONN and SMFIP_NR_HELO when the MTA offers them
+//     and then drops the library's continue answers to CONNECT and HELO.
+//   - hands the library only the header fields the session reads
+//     (Authentication-Results), and after each end of message an ABORT,
+//     which makes go-milter drop the fields it collects (it would keep every
+//     field of every message of the connection until an ABORT otherwise).
+//   - on Linux, sets TCP_QUICKACK after each read: Postfix leaves Nagle on
+//     and sends packets that get no reply, and a delayed ACK would stall its
+//     next write by ~40 ms.
+type conn struct {
+	net.Conn
+	s     *Server
+	raw   syscall.RawConn // TCP only, for TCP_QUICKACK
+	start time.Time
+
+	rp   *[]byte // pooled read buffer, nil once closed
+	rbuf []byte  // rbuf[r:w] is read and not yet framed
+	r, w int
+	cur  []byte    // the rest of the packet the library is reading
+	pkt  time.Time // when the first bytes of an incomplete packet were seen
+	rdl  time.Time // the read deadline in force
+	wdl  time.Time // the write deadline in force
+
+	wbuf      []byte
+	respStart int  // where the library's answer to respFor starts in wbuf
+	respFor   byte // the last command handed to the library
+	offered   gomilter.OptProtocol
+	noReply   gomilter.OptProtocol // NR flags in force
+	hdrBytes  int
+
+	closeOnce sync.Once
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	c := &conn{Conn: nc, s: s, start: s.now()}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		c.raw, _ = tc.SyscallConn()
+	}
+	c.rp = bufPool.Get().(*[]byte)
+	c.rbuf = *c.rp
+	return c
+}
+
+// Read hands the library the current packet, framing the next one first
+// when the current one is used up.
+func (c *conn) Read(p []byte) (int, error) {
+	if len(c.cur) == 0 {
+		if err := c.next(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, c.cur)
+	c.cur = c.cur[n:]
+	return n, nil
+}
+
+// next is called when the library wants a new command: it has answered the
+// previous one.
+func (c *conn) next() error {
+	c.answered()
+	if c.respFor == byte(gomilter.CodeEOB) {
+		// Not from the MTA: go-milter drops the header fields it keeps
+		// (and calls the session's Abort, which has nothing left to drop).
+		c.hand(abortPacket)
+		return nil
+	}
+	for {
+		p, err := c.readPacket()
+		if err != nil {
+			return err
+		}
+		keep, err := c.inspect(p)
+		if err != nil {
+			return err
+		}
+		if keep {
+			c.hand(p)
+			return nil
+		}
+	}
+}
+
+func (c *conn) hand(p []byte) {
+	c.cur = p
+	c.respFor = p[4]
+	c.respStart = len(c.wbuf)
+}
+
+// answered edits the library's answer to the previous command, now complete
+// in wbuf.
+func (c *conn) answered() {
+	resp := c.wbuf[min(c.respStart, len(c.wbuf)):]
+	switch c.respFor {
+	case byte(gomilter.CodeOptNeg):
+		// The answer is length, 'O', version, actions, protocol: ask for
+		// the no-reply steps only where the MTA offered them.
+		if len(resp) >= 17 && resp[4] == 'O' {
+			proto := gomilter.OptProtocol(binary.BigEndian.Uint32(resp[13:]))
+			proto &^= noReplyFlags &^ c.offered
+			binary.BigEndian.PutUint32(resp[13:], uint32(proto))
+			c.noReply = proto & noReplyFlags
+		}
+	case byte(gomilter.CodeConn), byte(gomilter.CodeHelo):
+		flag := gomilter.OptNoConnReply
+		if c.respFor == byte(gomilter.CodeHelo) {
+			flag = gomilter.OptNoHeloReply
+		}
+		if c.noReply&flag != 0 && bytes.Equal(resp, continuePacket) {
+			c.wbuf = c.wbuf[:c.respStart]
+		}
+	}
+}
+
+// inspect applies the bounds to a complete packet and says whether the
+// library gets it.
+func (c *conn) inspect(p []byte) (bool, error) {
+	data := p[5:]
+	switch gomilter.Code(p[4]) {
+	case gomilter.CodeOptNeg:
+		if len(data) >= 12 {
+			c.offered = gomilter.OptProtocol(binary.BigEndian.Uint32(data[8:]))
+		}
+	case gomilter.CodeMacro:
+		if n := bytes.Count(data, []byte{0}); n > maxMacroStrings {
+			return false, fmt.Errorf("%w: macro packet of %d strings", errBound, n)
+		}
+		// Macros sent with each header field: the session reads none.
+		if len(data) > 0 && data[0] == byte(gomilter.CodeHeader) {
+			return false, nil
+		}
+	case gomilter.CodeHeader:
+		name, _, _ := bytes.Cut(data, []byte{0})
+		if !bytes.EqualFold(name, arNameBytes) {
+			return false, nil
+		}
+		c.hdrBytes += len(data)
+		if c.hdrBytes > MaxHeaderBytes {
+			return false, fmt.Errorf("%w: more than %d bytes of %s fields in one message", errBound, MaxHeaderBytes, arName)
+		}
+	case gomilter.CodeMail, gomilter.CodeAbort:
+		c.hdrBytes = 0
+	}
+	return true, nil
+}
+
+// readPacket returns the next complete packet, length included; it is
+// valid until the next call.
+func (c *conn) readPacket() ([]byte, error) {
+	for {
+		if avail := c.w - c.r; avail >= 4 {
+			n := int(binary.BigEndian.Uint32(c.rbuf[c.r:]))
+			if n == 0 || n > MaxPacketSize {
+				return nil, fmt.Errorf("%w: packet of %d bytes", errBound, n)
+			}
+			if avail >= 5 && c.rbuf[c.r+4] == byte(gomilter.CodeMacro) && n > MaxMacroPacketSize {
+				return nil, fmt.Errorf("%w: macro packet of %d bytes", errBound, n)
+			}
+			if avail >= 4+n {
+				p := c.rbuf[c.r : c.r+4+n]
+				c.r += 4 + n
+				c.pkt = time.Time{}
+				return p, nil
+			}
+		}
+		if err := c.fill(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// fill flushes what the library wrote, then reads what is there to read.
+func (c *conn) fill() error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	s := c.s
+	now := s.now()
+	partial := c.w > c.r
+	if partial && c.pkt.IsZero() {
+		c.pkt = now
+	}
+	// The clock is checked as well as the socket deadline: a packet that
+	// keeps trickling in ends here.
+	switch {
+	case s.sessionTimeout > 0 && !now.Before(c.start.Add(s.sessionTimeout)):
+		return c.timedOut("session")
+	case partial && s.packetTimeout > 0 && !now.Before(c.pkt.Add(s.packetTimeout)):
+		return c.timedOut("packet")
+	}
+	c.makeRoom()
+	c.armRead(now, partial)
+	n, err := c.Conn.Read(c.rbuf[c.w:])
+	if c.raw != nil {
+		quickAck(c.raw)
+	}
+	c.w += n
+	if err != nil && isTimeoutErr(err) {
+		switch {
+		case s.sessionTimeout > 0 && c.rdl.Equal(c.start.Add(s.sessionTimeout)):
+			return c.timedOut("session")
+		case partial:
+			return c.timedOut("packet")
+		}
+		return c.timedOut("idle")
+	}
+	return err
+}
+
+var errTimeout = errors.New("milter: timeout")
+
+// timedOut logs why the connection ends and returns the error for the
+// library, which closes it.
+func (c *conn) timedOut(which string) error {
+	s := c.s
+	switch which {
+	case "session":
+		s.log.Info("closing milter connection at the session timeout", "remote", c.remote(), "session_timeout", s.sessionTimeout)
+	case "packet":
+		s.log.Info("closing milter connection: packet not complete within the packet timeout", "remote", c.remote(), "packet_timeout", s.packetTimeout)
+	default:
+		s.log.Info("closing idle milter connection", "remote", c.remote(), "idle_timeout", s.idle)
+	}
+	return fmt.Errorf("%w: %s", errTimeout, which)
+}
+
+func (c *conn) remote() string {
+	if a := c.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// makeRoom makes space after w: it moves the unframed bytes to the front,
+// grows the buffer (at most doubling, so memory follows what arrived) when
+// an incomplete packet fills it, and gives a grown buffer back once empty.
+func (c *conn) makeRoom() {
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+		if len(c.rbuf) > readBufSize {
+			c.rbuf = *c.rp
+		}
+		return
+	}
+	if c.r > 0 && c.w == len(c.rbuf) {
+		c.w = copy(c.rbuf, c.rbuf[c.r:c.w])
+		c.r = 0
+	}
+	if c.w == len(c.rbuf) {
+		nb := make([]byte, min(2*len(c.rbuf), MaxPacketSize+4))
+		c.w = copy(nb, c.rbuf[c.r:c.w])
+		c.r = 0
+		c.rbuf = nb
+	}
+}
+
+// armRead sets the read deadline for the wait to come.
+func (c *conn) armRead(now time.Time, partial bool) {
+	s := c.s
+	var want time.Time
+	var slack time.Duration
+	switch {
+	case partial && s.packetTimeout > 0:
+		want = c.pkt.Add(s.packetTimeout)
+	case s.idle > 0:
+		want, slack = now.Add(s.idle), s.idle/deadlineSlack
+	}
+	if s.sessionTimeout > 0 {
+		if end := c.start.Add(s.sessionTimeout); want.IsZero() || end.Before(want) {
+			want, slack = end, 0
+		}
+	}
+	// Keep the deadline in force when it is at most 1/16 of the idle
+	// timeout early: the runtime timer is not touched for every read.
+	if want.Equal(c.rdl) || (!c.rdl.IsZero() && c.rdl.Before(want) && want.Sub(c.rdl) <= slack) {
+		return
+	}
+	c.rdl = want
+	c.Conn.SetReadDeadline(want) //nolint:errcheck // a failure shows in the read
+}
+
+// Write queues p; it leaves at the next read, or at once when much is
+// queued.
+func (c *conn) Write(p []byte) (int, error) {
+	c.wbuf = append(c.wbuf, p...)
+	if len(c.wbuf) >= writeFlushAt && c.respFor == byte(gomilter.CodeEOB) {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// flush writes the queued bytes, bounded by the idle timeout: an MTA that
+// stops reading does not hold the session.
+func (c *conn) flush() error {
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	if s := c.s; s.idle > 0 {
+		now := s.now()
+		if want := now.Add(s.idle); c.wdl.IsZero() || want.Sub(c.wdl) > s.idle/deadlineSlack {
+			c.wdl = want
+			c.Conn.SetWriteDeadline(want) //nolint:errcheck // a failure shows in the write
+		}
+	}
+	_, err := c.Conn.Write(c.wbuf)
+	c.wbuf = c.wbuf[:0]
+	c.respStart = 0
+	return err
+}
+
+// watch returns a context for a check that runs while the library waits:
+// it is cancelled when the MTA closes the connection (or parent is done).
+// The MTA sends nothing while it waits for our answer, so a read that
+// returns means it went away; bytes that arrive anyway are kept.
+func (c *conn) watch(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	if c.rp == nil || len(c.cur) != 0 {
+		return ctx, cancel
+	}
+	c.makeRoom()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, err := c.Conn.Read(c.rbuf[c.w:])
+		c.w += n
+		if err != nil && !isTimeoutErr(err) {
+			cancel()
+		}
+	}()
+	return ctx, func() {
+		select {
+		case <-done:
+		default:
+			c.Conn.SetReadDeadline(time.Unix(1, 0)) //nolint:errcheck // wakes the watcher
+			<-done
+			c.Conn.SetReadDeadline(c.rdl) //nolint:errcheck // a failure shows in the next read
+		}
+		cancel()
+	}
+}
+
+// Close closes the socket, gives the buffer back and unregisters the
+// connection. go-milter calls it once, from the connection's goroutine,
+// which is the only one that uses the buffers (Shutdown closes the socket
+// only).
+func (c *conn) Close() error {
+	c.flush() //nolint:errcheck // best effort; the connection is ending
+	err := c.Conn.Close()
+	c.closeOnce.Do(func() {
+		bufPool.Put(c.rp)
+		c.rp, c.rbuf, c.cur = nil, nil, nil
+		c.s.untrack(c)
+	})
+	return err
+}
+
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
