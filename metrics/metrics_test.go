@@ -105,6 +105,7 @@ func TestObserverCounts(t *testing.T) {
 		{"spfmilter_milter_actions_total", "action=accept,reason=none", 0},
 		{"spfmilter_milter_errors_total", "stage=eom", 1},
 		{"spfmilter_milter_errors_total", "stage=mail", 0},
+		{"spfmilter_milter_errors_total", "stage=connection", 0},
 	} {
 		got, ok := series(t, reg, c.name)[c.series]
 		if !ok {

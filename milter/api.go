@@ -103,7 +103,9 @@ type Observer interface {
 	// Reject and tempfail are reported at MAIL FROM, the others at end of
 	// message, so a transaction aborted before its end is not counted.
 	Action(action, reason string)
-	// Error counts failures by milter stage (StageLabels).
+	// Error counts failures by milter stage (StageLabels): StageMail,
+	// StageEOM, and StageConnection for a connection closed for a size
+	// bound or a timeout (idle, packet or session).
 	Error(stage string)
 }
 
@@ -118,9 +120,11 @@ const (
 	// ResultNotChecked is the result reported for a HELO identity that
 	// names no domain (spf.Outcome.NotChecked): no check ran.
 	ResultNotChecked = "not_checked"
-	// The milter stages an Error is counted at.
-	StageMail = "mail"
-	StageEOM  = "eom"
+	// The milter stages an Error is counted at. StageConnection is a
+	// connection closed for a size bound or a timeout.
+	StageMail       = "mail"
+	StageEOM        = "eom"
+	StageConnection = "connection"
 )
 
 // IdentityLabels are the identities SPFResult reports.
@@ -139,7 +143,7 @@ func SkipReasons() []string {
 }
 
 // StageLabels are the stages Error reports.
-func StageLabels() []string { return []string{StageMail, StageEOM} }
+func StageLabels() []string { return []string{StageMail, StageEOM, StageConnection} }
 
 // Options are fixed for the life of a Server.
 type Options struct {

@@ -50,7 +50,10 @@ var (
 	arNameBytes    = []byte(arName)
 )
 
-var errBound = errors.New("milter: input bound exceeded")
+var (
+	errBound   = errors.New("milter: input bound exceeded")
+	errTimeout = errors.New("milter: timeout")
+)
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
@@ -139,17 +142,24 @@ func (c *conn) next() error {
 	}
 	for {
 		p, err := c.readPacket()
+		if err == nil {
+			var keep bool
+			keep, err = c.inspect(p)
+			if err == nil && !keep {
+				continue
+			}
+		}
 		if err != nil {
+			if errors.Is(err, errBound) {
+				c.s.log.Warn("closing milter connection", "remote", c.remote(), "err", err)
+			}
+			if errors.Is(err, errBound) || errors.Is(err, errTimeout) {
+				c.s.obs.Error(StageConnection)
+			}
 			return err
 		}
-		keep, err := c.inspect(p)
-		if err != nil {
-			return err
-		}
-		if keep {
-			c.hand(p)
-			return nil
-		}
+		c.hand(p)
+		return nil
 	}
 }
 
@@ -278,8 +288,6 @@ func (c *conn) fill() error {
 	}
 	return err
 }
-
-var errTimeout = errors.New("milter: timeout")
 
 // timedOut logs why the connection ends and returns the error for the
 // library, which closes it.
