@@ -182,6 +182,8 @@ func (c *conn) answered() {
 			proto &^= noReplyFlags &^ c.offered
 			binary.BigEndian.PutUint32(resp[13:], uint32(proto))
 			c.noReply = proto & noReplyFlags
+			c.s.log.Debug("milter negotiated", "remote", c.remote(), "mta_protocol", fmt.Sprintf("%#x", uint32(c.offered)),
+				"protocol", fmt.Sprintf("%#x", uint32(proto)))
 		}
 	case byte(gomilter.CodeConn), byte(gomilter.CodeHelo):
 		flag := gomilter.OptNoConnReply
