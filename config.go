@@ -40,6 +40,8 @@ type Config struct {
 	DryRun            bool
 	RejectText        string
 	IdleTimeout       time.Duration
+	PacketTimeout     time.Duration
+	SessionTimeout    time.Duration
 	MaxConnections    int
 	ShutdownTimeout   time.Duration
 	LogFormat         string
@@ -250,6 +252,16 @@ var settings = []*setting{
 		key: "idle_timeout", def: "10m", arg: "DURATION",
 		usage: "Close a milter connection idle this long; 0 never does. Keep it above the MTA's own SMTP timeout.",
 		set:   duration(func(c *Config) *time.Duration { return &c.IdleTimeout }, true),
+	},
+	{
+		key: "packet_timeout", def: "30s", arg: "DURATION",
+		usage: "Close a milter connection when a packet, once started, is not complete this long after; 0 never does. A peer that trickles bytes cannot extend it.",
+		set:   duration(func(c *Config) *time.Duration { return &c.PacketTimeout }, true),
+	},
+	{
+		key: "session_timeout", def: "1h", arg: "DURATION",
+		usage: "Close a milter connection this long after it opened, busy or not; 0 never does. The MTA applies its milter default action to a message cut short.",
+		set:   duration(func(c *Config) *time.Duration { return &c.SessionTimeout }, true),
 	},
 	{
 		key: "max_connections", def: "1000", arg: "N",

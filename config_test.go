@@ -64,6 +64,8 @@ func TestDefaults(t *testing.T) {
 		DryRun:            false,
 		RejectText:        "SPF {result} for {domain}: {explanation}",
 		IdleTimeout:       10 * time.Minute,
+		PacketTimeout:     30 * time.Second,
+		SessionTimeout:    time.Hour,
 		MaxConnections:    1000,
 		ShutdownTimeout:   30 * time.Second,
 		LogFormat:         "text",
@@ -260,6 +262,8 @@ func TestBadValues(t *testing.T) {
 		"dry_run":            "2",
 		"reject_text":        "line\nbreak",
 		"idle_timeout":       "-1s",
+		"packet_timeout":     "soon",
+		"session_timeout":    "-5m",
 		"max_connections":    "many",
 		"shutdown_timeout":   "forever",
 		"log_format":         "xml",
@@ -401,7 +405,7 @@ func TestRestartNeeded(t *testing.T) {
 	// and no reloadable one.
 	changed := map[string]string{
 		"listen": "inet:127.0.0.1:1", "listen_mode": "0600", "http_listen": "127.0.0.1:1",
-		"idle_timeout": "1s", "max_connections": "7", "log_format": "json",
+		"idle_timeout": "1s", "packet_timeout": "2s", "session_timeout": "3h", "max_connections": "7", "log_format": "json",
 	}
 	for _, s := range settings {
 		if s.reload {

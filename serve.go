@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 
 	"github.com/spfmilter/spfmilter/metrics"
 	"github.com/spfmilter/spfmilter/milter"
@@ -131,11 +132,8 @@ func (d *daemon) start() error {
 			return fmt.Errorf("http_listen: %w", err)
 		}
 		d.httpAddr = hl.Addr()
-		d.http = &http.Server{
-			Handler:           metrics.Handler(d.reg, d.ready.Load),
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
-		}
+		d.http = newHTTPServer(metrics.Handler(d.reg, d.ready.Load), d.log)
+		hl = netutil.LimitListener(hl, httpMaxConns)
 		go func() {
 			if err := d.http.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error("http server stopped", "err", err)
@@ -152,6 +150,45 @@ func (d *daemon) start() error {
 	return nil
 }
 
+// The HTTP endpoints' bounds. Scrapers and probes make a request every few
+// seconds; nothing legitimate needs more. Beyond httpMaxConns connections,
+// new ones wait in the listen backlog, so the endpoints can never take the
+// file descriptors the milter needs; an idle keep-alive connection is closed
+// at once while half the cap is open, and after httpIdleTimeout otherwise.
+const (
+	httpMaxConns          = 32
+	httpReadHeaderTimeout = 5 * time.Second
+	httpReadTimeout       = 10 * time.Second
+	httpWriteTimeout      = 30 * time.Second
+	httpIdleTimeout       = 30 * time.Second
+	httpMaxHeaderBytes    = 8 << 10
+)
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	var open atomic.Int64
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState: func(c net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			case http.StateIdle:
+				if open.Load() >= httpMaxConns/2 {
+					c.Close()
+				}
+			}
+		},
+	}
+}
+
 // serverOptions are the milter server's options for c: its first
 // configuration and the settings fixed for the life of the server.
 func serverOptions(c *Config, dc *dnsClient, log *slog.Logger, m *metrics.Metrics) milter.Options {
@@ -160,6 +197,8 @@ func serverOptions(c *Config, dc *dnsClient, log *slog.Logger, m *metrics.Metric
 		Logger:         log,
 		Observer:       m,
 		IdleTimeout:    c.IdleTimeout,
+		PacketTimeout:  c.PacketTimeout,
+		SessionTimeout: c.SessionTimeout,
 		MaxConnections: c.MaxConnections,
 	}
 }
@@ -223,6 +262,8 @@ func restartNeeded(old, c *Config) []string {
 		{"listen_mode", old.ListenMode != c.ListenMode},
 		{"http_listen", old.HTTPListen != c.HTTPListen},
 		{"idle_timeout", old.IdleTimeout != c.IdleTimeout},
+		{"packet_timeout", old.PacketTimeout != c.PacketTimeout},
+		{"session_timeout", old.SessionTimeout != c.SessionTimeout},
 		{"max_connections", old.MaxConnections != c.MaxConnections},
 		{"log_format", old.LogFormat != c.LogFormat},
 	} {

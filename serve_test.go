@@ -486,10 +486,14 @@ func TestSecondSignalForcesShutdown(t *testing.T) {
 func TestServerOptions(t *testing.T) {
 	c := defaults()
 	c.IdleTimeout, c.MaxConnections = 3*time.Minute, 17
+	c.PacketTimeout, c.SessionTimeout = 4*time.Second, 5*time.Hour
 	c.Reject = []spf.Result{spf.Fail}
 	o := serverOptions(c, &dnsClient{}, nil, nil)
 	if o.IdleTimeout != 3*time.Minute || o.MaxConnections != 17 {
 		t.Errorf("idle %v, max %d; want 3m, 17", o.IdleTimeout, o.MaxConnections)
+	}
+	if o.PacketTimeout != 4*time.Second || o.SessionTimeout != 5*time.Hour {
+		t.Errorf("packet %v, session %v; want 4s, 5h", o.PacketTimeout, o.SessionTimeout)
 	}
 	if o.Config == nil || o.Config.Policy.MailFrom[spf.Fail] != "reject" {
 		t.Errorf("config %+v", o.Config)
