@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -240,5 +241,119 @@ func TestLibraryNegotiation(t *testing.T) {
 		if lists[k] != v {
 			t.Errorf("stage %d macros %q, want %q", k, lists[k], v)
 		}
+	}
+}
+
+// orderListener records Accept returns, for the NewMilter order pin.
+type orderListener struct {
+	net.Listener
+	mu     *sync.Mutex
+	events *[]string
+}
+
+func (l *orderListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		*l.events = append(*l.events, "accept")
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// Serve calls NewMilter once after each Accept, before the next one: the
+// Server hands each session its connection that way.
+func TestLibraryNewMilterAfterAccept(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &gomilter.Server{
+		NewMilter: func() gomilter.Milter {
+			mu.Lock()
+			events = append(events, "new")
+			mu.Unlock()
+			return gomilter.NoOpMilter{}
+		},
+		Protocol: protocol &^ noReplyFlags,
+	}
+	done := make(chan struct{})
+	go func() { srv.Serve(&orderListener{Listener: ln, mu: &mu, events: &events}); close(done) }()
+	for range 3 {
+		c := rawDial(t, ln.Addr().String())
+		c.Write(optneg()) //nolint:errcheck
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := readPacket(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln.Close()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(events, " "); got != "accept new accept new accept new" {
+		t.Errorf("events %q", got)
+	}
+}
+
+// The library answers CONNECT and HELO whatever it negotiated: with
+// SMFIP_NR_CONN in its flags it still writes the callback's continue, which
+// conn drops.
+func TestLibraryAnswersConnectDespiteNoReply(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &gomilter.Server{NewMilter: func() gomilter.Milter { return gomilter.NoOpMilter{} }, Protocol: protocol}
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	t.Cleanup(func() { ln.Close(); <-done })
+	c := rawDial(t, ln.Addr().String())
+	if got := negotiate(t, c, 0x1fffff); got&noReplyFlags != noReplyFlags {
+		t.Fatalf("negotiated %#x", got)
+	}
+	c.Write(connectPkt(clientA)) //nolint:errcheck
+	if code, _, err := rawAnswer(c); err != nil || code != 'c' {
+		t.Errorf("after CONNECT with SMFIP_NR_CONN: %q %v, want the library's continue", code, err)
+	}
+}
+
+// ABORT makes the library drop the header fields it collects (see
+// TestLibraryHeadersSurviveMessages for what happens without one).
+func TestLibraryAbortDropsHeaders(t *testing.T) {
+	ps := startProbe(t, gomilter.RespContinue)
+	m := ps.session(t)
+	m.helo("helo.pass.test")
+	for _, subj := range []string{"one", "two"} {
+		m.continued("mail", m.mail("alice@pass.test"), nil)
+		m.data("Q", field{"Subject", subj})
+		m.abort()
+	}
+	m.cs.Close()
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if len(ps.hdrs) != 2 || len(ps.hdrs[1]["Subject"]) != 1 {
+		t.Errorf("second message's library headers: %v", ps.hdrs)
+	}
+}
+
+// The library allocates a packet's declared length as soon as it has read
+// the length, before the data arrives; conn frames packets so that it never
+// sees a length before the data.
+func TestLibraryAllocatesDeclaredLength(t *testing.T) {
+	ps := startProbe(t, gomilter.RespContinue)
+	const n, size = 20, 1 << 20
+	before := heapLive()
+	var ports []int
+	for range n {
+		c := rawDial(t, ps.addr)
+		c.Write(binary.BigEndian.AppendUint32(nil, size)) //nolint:errcheck
+		ports = append(ports, c.LocalAddr().(*net.TCPAddr).Port)
+	}
+	waitServerRead(t, ps.addr, ports)
+	if grown := int64(heapLive()) - int64(before); grown < n*size*9/10 {
+		t.Errorf("heap grew by %d bytes for %d declared %d-byte packets", grown, n, size)
 	}
 }

@@ -52,18 +52,6 @@ func TestIdleTimeoutClosesIdleConnection(t *testing.T) {
 	}
 }
 
-// Every read restarts the idle clock: a session whose steps are each well
-// within the timeout lives longer than the timeout.
-func TestIdleTimeoutIsPerRead(t *testing.T) {
-	h := start(t, Options{Config: testConfig(world()), IdleTimeout: time.Second})
-	m := h.connect(gomilter.FamilyInet, clientA)
-	for range 5 {
-		time.Sleep(300 * time.Millisecond)
-		m.helo("helo.pass.test")
-	}
-	m.accepted("alice@pass.test", "QLIVE")
-}
-
 func TestMaxConnections(t *testing.T) {
 	h := start(t, Options{Config: testConfig(world()), MaxConnections: 1})
 	a := h.connect(gomilter.FamilyInet, clientA)

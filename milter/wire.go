@@ -264,13 +264,8 @@ func (c *conn) fill() error {
 	if partial && c.pkt.IsZero() {
 		c.pkt = now
 	}
-	// The clock is checked as well as the socket deadline: a packet that
-	// keeps trickling in ends here.
-	switch {
-	case s.sessionTimeout > 0 && !now.Before(c.start.Add(s.sessionTimeout)):
-		return c.timedOut("session")
-	case partial && s.packetTimeout > 0 && !now.Before(c.pkt.Add(s.packetTimeout)):
-		return c.timedOut("packet")
+	if err := c.late(now); err != nil {
+		return err
 	}
 	c.makeRoom()
 	c.armRead(now, partial)
@@ -279,7 +274,10 @@ func (c *conn) fill() error {
 		quickAck(c.raw)
 	}
 	c.w += n
-	if err != nil && isTimeoutErr(err) {
+	if err == nil {
+		return c.late(s.now())
+	}
+	if isTimeoutErr(err) {
 		switch {
 		case s.sessionTimeout > 0 && c.rdl.Equal(c.start.Add(s.sessionTimeout)):
 			return c.timedOut("session")
@@ -289,6 +287,20 @@ func (c *conn) fill() error {
 		return c.timedOut("idle")
 	}
 	return err
+}
+
+// late checks the clock as well as the socket deadline, before and after
+// each read: a packet that keeps trickling in, or a session whose packets
+// keep coming, ends here.
+func (c *conn) late(now time.Time) error {
+	s := c.s
+	switch {
+	case s.sessionTimeout > 0 && !now.Before(c.start.Add(s.sessionTimeout)):
+		return c.timedOut("session")
+	case !c.pkt.IsZero() && s.packetTimeout > 0 && !now.Before(c.pkt.Add(s.packetTimeout)):
+		return c.timedOut("packet")
+	}
+	return nil
 }
 
 // timedOut logs why the connection ends and returns the error for the
