@@ -16,9 +16,11 @@ import (
 // SMTP sessions run one at a time through Postfix on loopback: smtp-source
 // sends one message per session, one session at a time, without a milter,
 // through spfmilter over TCP and through spfmilter over a unix socket, in
-// interleaved rounds. It prints the median time per message of each and
-// what the milter adds; it asserts only that every message was delivered.
-// It is skipped unless SPFMILTER_LOAD=1.
+// interleaved rounds. It prints the median time per message of each, what
+// the milter adds, and the milter's CPU time per message (from /proc); then
+// the same with 20 concurrent sessions (SPFMILTER_LATENCY_LOAD messages).
+// It asserts only that every message was delivered. It is skipped unless
+// SPFMILTER_LOAD=1.
 func TestPostfixLatency(t *testing.T) {
 	if os.Getenv("SPFMILTER_LOAD") != "1" {
 		t.Skip("latency run; set SPFMILTER_LOAD=1")
@@ -28,6 +30,7 @@ func TestPostfixLatency(t *testing.T) {
 	needProgram(t, "postfix")
 	msgs := envInt(t, "SPFMILTER_LATENCY_MESSAGES", 100)
 	rounds := envInt(t, "SPFMILTER_LATENCY_ROUNDS", 5)
+	load := envInt(t, "SPFMILTER_LATENCY_LOAD", 1000)
 
 	dir := openRunDir(t)
 	dns := startDNS(t)
@@ -41,10 +44,13 @@ func TestPostfixLatency(t *testing.T) {
 	waitUnix(t, unixProc, sock, 30*time.Second)
 	s := startSink(t, dir)
 
-	variants := []struct{ name, milter, addr string }{
+	variants := []struct {
+		name, milter, addr string
+		pid                int
+	}{
 		{name: "no milter"},
-		{name: "spfmilter tcp", milter: tcp.Addr},
-		{name: "spfmilter unix", milter: "unix:" + sock},
+		{name: "spfmilter tcp", milter: tcp.Addr, pid: tcp.cmd.Process.Pid},
+		{name: "spfmilter unix", milter: "unix:" + sock, pid: unixProc.cmd.Process.Pid},
 	}
 	var listeners []postfixListener
 	for i := range variants {
@@ -54,28 +60,62 @@ func TestPostfixLatency(t *testing.T) {
 	startPostfix(t, dir, ns, s.Port, listeners)
 
 	perMsg := make([][]float64, len(variants)) // ms per message, per round
+	cpu := make([]float64, len(variants))      // milter CPU ms, all rounds
 	delivered := 0
+	send := func(i, sessions, n int) time.Duration {
+		v := variants[i]
+		c0 := procCPU(t, v.pid)
+		start := time.Now()
+		out, err := runCmd(10*time.Minute, source, "-s", strconv.Itoa(sessions), "-m", strconv.Itoa(n), "-l", "512",
+			"-f", "lat@"+passDomain, "-t", rcptAddr, "-M", mtaHost, "-S", "spfmilter latency "+v.name, v.addr)
+		if err != nil {
+			t.Fatalf("%s: smtp-source: %v\n%s", v.name, err, out)
+		}
+		d := time.Since(start)
+		cpu[i] += float64(procCPU(t, v.pid)-c0) / float64(time.Millisecond)
+		delivered += n
+		waitFiles(t, s.dir, delivered, 5*time.Minute)
+		return d
+	}
 	for range rounds {
-		for i, v := range variants {
-			start := time.Now()
-			out, err := runCmd(5*time.Minute, source, "-s", "1", "-m", strconv.Itoa(msgs), "-l", "512",
-				"-f", "lat@"+passDomain, "-t", rcptAddr, "-M", mtaHost, "-S", "spfmilter latency "+v.name, v.addr)
-			if err != nil {
-				t.Fatalf("%s: smtp-source: %v\n%s", v.name, err, out)
-			}
-			perMsg[i] = append(perMsg[i], float64(time.Since(start).Microseconds())/1000/float64(msgs))
-			delivered += msgs
-			waitFiles(t, s.dir, delivered, 5*time.Minute)
+		for i := range variants {
+			d := send(i, 1, msgs)
+			perMsg[i] = append(perMsg[i], float64(d.Microseconds())/1000/float64(msgs))
 		}
 	}
 	base := median(perMsg[0])
 	var report strings.Builder
 	for i, v := range variants {
 		m := median(perMsg[i])
-		fmt.Fprintf(&report, "%-16s %d rounds x %d messages, one session at a time: median %.2f ms/msg, added %.2f ms/msg\n",
-			v.name, rounds, msgs, m, m-base)
+		fmt.Fprintf(&report, "%-16s %d rounds x %d messages, one session at a time: median %.2f ms/msg, added %.2f ms/msg, milter CPU %.3f ms/msg\n",
+			v.name, rounds, msgs, m, m-base, cpu[i]/float64(rounds*msgs))
+	}
+	for i, v := range variants {
+		cpu[i] = 0
+		d := send(i, 20, load)
+		fmt.Fprintf(&report, "%-16s %d messages, 20 sessions: %.1f msgs/s, milter CPU %.3f ms/msg\n",
+			v.name, load, float64(load)/d.Seconds(), cpu[i]/float64(load))
 	}
 	fmt.Print("\n" + report.String())
+}
+
+// procCPU is the user and system CPU time process pid has used (0 for pid
+// 0), from /proc/PID/stat, in clock ticks of 10 ms.
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name may hold spaces; the fields after its ")" are
+	// state, ppid, … with utime and stime the 12th and 13th.
+	fs := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	ut, _ := strconv.Atoi(fs[11])
+	st, _ := strconv.Atoi(fs[12])
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 func median(xs []float64) float64 {

@@ -31,9 +31,10 @@ const (
 	MaxMacroPacketSize = 16 << 10
 	maxMacroStrings    = 256
 	// MaxHeaderBytes bounds the header fields handed to the session in one
-	// message (only Authentication-Results fields are; see conn). Real
-	// messages carry a few of them, well under a kilobyte each.
-	MaxHeaderBytes = 1 << 20
+	// message (only Authentication-Results fields are; see conn), which
+	// go-milter and the session each hold until the end of the message.
+	// Real messages carry a few of them, well under a kilobyte each.
+	MaxHeaderBytes = 256 << 10
 
 	readBufSize   = 4 << 10
 	writeFlushAt  = 64 << 10
