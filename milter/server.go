@@ -20,8 +20,8 @@ import (
 // end of message for our fields. Headers are read without a reply each
 // (SMFIP_NOHREPL): go-milter writes nothing when the Header callback returns
 // a nil response. CONNECT and HELO are answered only when the MTA does not
-// offer to go without (SMFIP_NR_CONN, SMFIP_NR_HELO; conn drops the
-// library's answers). Both Postfix and Sendmail honour these flags at
+// offer to go without (SMFIP_NR_CONN, SMFIP_NR_HELO; conn masks the flags
+// by the MTA's offer, and the session returns no answer then). Both Postfix and Sendmail honour these flags at
 // protocol version 2, which go-milter speaks (e2e/).
 const (
 	protocol = gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoEOH |

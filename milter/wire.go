@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"syscall"
@@ -46,9 +47,8 @@ const (
 const noReplyFlags = gomilter.OptNoConnReply | gomilter.OptNoHeloReply
 
 var (
-	continuePacket = []byte{0, 0, 0, 1, byte(gomilter.ActContinue)}
-	abortPacket    = []byte{0, 0, 0, 1, byte(gomilter.CodeAbort)}
-	arNameBytes    = []byte(arName)
+	abortPacket = []byte{0, 0, 0, 1, byte(gomilter.CodeAbort)}
+	arNameBytes = []byte(arName)
 )
 
 var (
@@ -76,7 +76,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return
 //     call is due, and only when it must move by more than 1/16 of the
 //     timeout.
 //   - negotiates SMFIP_NR_CONN and SMFIP_NR_HELO when the MTA offers them
-//     and then drops the library's continue answers to CONNECT and HELO.
+//     (the session then answers nil; see proceed).
 //   - hands the library only the header fields the session reads
 //     (Authentication-Results), and after each end of message an ABORT,
 //     which makes go-milter drop the fields it collects (it would keep every
@@ -183,18 +183,22 @@ func (c *conn) answered() {
 			proto &^= noReplyFlags &^ c.offered
 			binary.BigEndian.PutUint32(resp[13:], uint32(proto))
 			c.noReply = proto & noReplyFlags
-			c.s.log.Debug("milter negotiated", "remote", c.remote(), "mta_protocol", fmt.Sprintf("%#x", uint32(c.offered)),
-				"protocol", fmt.Sprintf("%#x", uint32(proto)))
-		}
-	case byte(gomilter.CodeConn), byte(gomilter.CodeHelo):
-		flag := gomilter.OptNoConnReply
-		if c.respFor == byte(gomilter.CodeHelo) {
-			flag = gomilter.OptNoHeloReply
-		}
-		if c.noReply&flag != 0 && bytes.Equal(resp, continuePacket) {
-			c.wbuf = c.wbuf[:c.respStart]
+			if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
+				c.s.log.Debug("milter negotiated", "remote", c.remote(), "mta_protocol", fmt.Sprintf("%#x", uint32(c.offered)),
+					"protocol", fmt.Sprintf("%#x", uint32(proto)))
+			}
 		}
 	}
+}
+
+// proceed is the answer to a step the session lets through: none when the
+// MTA agreed to go without one (flag is SMFIP_NR_CONN or SMFIP_NR_HELO).
+// go-milter writes whatever the callback returns, negotiated or not.
+func (c *conn) proceed(flag gomilter.OptProtocol) gomilter.Response {
+	if c != nil && c.noReply&flag != 0 {
+		return nil
+	}
+	return gomilter.RespContinue
 }
 
 // inspect applies the bounds to a complete packet and says whether the
