@@ -19,8 +19,10 @@ import (
 // interleaved rounds. It prints the median time per message of each, what
 // the milter adds, and the milter's CPU time per message (from /proc); then
 // the same with 20 concurrent sessions (SPFMILTER_LATENCY_LOAD messages).
-// It asserts only that every message was delivered. It is skipped unless
-// SPFMILTER_LOAD=1.
+// SPFMILTER_LATENCY_BASELINE may name another spfmilter binary (an earlier
+// build) to run beside this one, over TCP and a unix socket, in the same
+// rounds. It asserts only that every message was delivered. It is skipped
+// unless SPFMILTER_LOAD=1.
 func TestPostfixLatency(t *testing.T) {
 	if os.Getenv("SPFMILTER_LOAD") != "1" {
 		t.Skip("latency run; set SPFMILTER_LOAD=1")
@@ -35,23 +37,37 @@ func TestPostfixLatency(t *testing.T) {
 	dir := openRunDir(t)
 	dns := startDNS(t)
 	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
-	tcp := startMilter(t, "tcp", dns.Addr())
-	sock := filepath.Join(dir, "spfmilter.sock")
-	unixProc := startProc(t, "spfmilter unix", exec.Command(milterBinary(t),
-		"--listen", "unix:"+sock, "--listen-mode", "0666",
-		"--resolver", dns.Addr(), "--authserv-id", authservID, "--trusted-networks", "",
-		"--http-listen", "", "--dns-timeout", milterDNSTimeout, "--check-timeout", milterCheckTimeout), nil)
-	waitUnix(t, unixProc, sock, 30*time.Second)
-	s := startSink(t, dir)
-
-	variants := []struct {
+	type variant struct {
 		name, milter, addr string
 		pid                int
-	}{
-		{name: "no milter"},
-		{name: "spfmilter tcp", milter: tcp.Addr, pid: tcp.cmd.Process.Pid},
-		{name: "spfmilter unix", milter: "unix:" + sock, pid: unixProc.cmd.Process.Pid},
 	}
+	variants := []variant{{name: "no milter"}}
+	run := func(name, bin string) {
+		port := freePort(t)
+		tcpAddr := fmt.Sprintf("127.0.0.1:%d", port)
+		sock := filepath.Join(dir, name+".sock")
+		for _, l := range []struct{ kind, listen, milter string }{
+			{"tcp", "inet:" + tcpAddr, tcpAddr},
+			{"unix", "unix:" + sock, "unix:" + sock},
+		} {
+			p := startProc(t, name+" "+l.kind, exec.Command(bin,
+				"--listen", l.listen, "--listen-mode", "0666",
+				"--resolver", dns.Addr(), "--authserv-id", authservID, "--trusted-networks", "",
+				"--http-listen", "", "--dns-timeout", milterDNSTimeout, "--check-timeout", milterCheckTimeout), nil)
+			if l.kind == "tcp" {
+				waitListening(t, p, tcpAddr, 30*time.Second)
+			} else {
+				waitUnix(t, p, sock, 30*time.Second)
+			}
+			variants = append(variants, variant{name: name + " " + l.kind, milter: l.milter, pid: p.cmd.Process.Pid})
+		}
+	}
+	run("spfmilter", milterBinary(t))
+	if bin := os.Getenv("SPFMILTER_LATENCY_BASELINE"); bin != "" {
+		run("baseline", bin)
+	}
+	s := startSink(t, dir)
+
 	var listeners []postfixListener
 	for i := range variants {
 		variants[i].addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -87,13 +103,13 @@ func TestPostfixLatency(t *testing.T) {
 	var report strings.Builder
 	for i, v := range variants {
 		m := median(perMsg[i])
-		fmt.Fprintf(&report, "%-16s %d rounds x %d messages, one session at a time: median %.2f ms/msg, added %.2f ms/msg, milter CPU %.3f ms/msg\n",
+		fmt.Fprintf(&report, "%-15s %d rounds x %d messages, one session at a time: median %.2f ms/msg, added %.2f ms/msg, milter CPU %.3f ms/msg\n",
 			v.name, rounds, msgs, m, m-base, cpu[i]/float64(rounds*msgs))
 	}
 	for i, v := range variants {
 		cpu[i] = 0
 		d := send(i, 20, load)
-		fmt.Fprintf(&report, "%-16s %d messages, 20 sessions: %.1f msgs/s, milter CPU %.3f ms/msg\n",
+		fmt.Fprintf(&report, "%-15s %d messages, 20 sessions: %.1f msgs/s, milter CPU %.3f ms/msg\n",
 			v.name, load, float64(load)/d.Seconds(), cpu[i]/float64(load))
 	}
 	fmt.Print("\n" + report.String())
