@@ -409,6 +409,11 @@ func (c *conn) flush() error {
 	return err
 }
 
+// watchAfter is how long a check runs before the connection is watched for
+// the MTA going away: most checks end sooner (the cache, a fast resolver),
+// and cost nothing more.
+const watchAfter = 50 * time.Millisecond
+
 // watch returns a context for a check that runs while the library waits:
 // it is cancelled when the MTA closes the connection (or parent is done).
 // The MTA sends nothing while it waits for our answer, so a read that
@@ -419,22 +424,41 @@ func (c *conn) watch(parent context.Context) (context.Context, context.CancelFun
 		return ctx, cancel
 	}
 	c.makeRoom()
-	done := make(chan struct{})
-	go func() {
+	var (
+		mu      sync.Mutex
+		stopped bool
+		done    chan struct{} // non-nil once the watching read started
+	)
+	t := time.AfterFunc(watchAfter, func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
+		}
+		done = make(chan struct{})
+		mu.Unlock()
 		defer close(done)
 		n, err := c.Conn.Read(c.rbuf[c.w:])
 		c.w += n
 		if err != nil && !isTimeoutErr(err) {
 			cancel()
 		}
-	}()
+	})
 	return ctx, func() {
-		select {
-		case <-done:
-		default:
-			c.Conn.SetReadDeadline(time.Unix(1, 0)) //nolint:errcheck // wakes the watcher
-			<-done
-			c.Conn.SetReadDeadline(c.rdl) //nolint:errcheck // a failure shows in the next read
+		mu.Lock()
+		stopped = true
+		d := done
+		mu.Unlock()
+		if d == nil {
+			t.Stop()
+		} else {
+			select {
+			case <-d:
+			default:
+				c.Conn.SetReadDeadline(time.Unix(1, 0)) //nolint:errcheck // wakes the watcher
+				<-d
+				c.Conn.SetReadDeadline(c.rdl) //nolint:errcheck // a failure shows in the next read
+			}
 		}
 		cancel()
 	}
