@@ -357,3 +357,53 @@ func TestLibraryAllocatesDeclaredLength(t *testing.T) {
 		t.Errorf("heap grew by %d bytes for %d declared %d-byte packets", grown, n, size)
 	}
 }
+
+// editProbe makes the two header edits the session makes at end of
+// message.
+type editProbe struct{ gomilter.NoOpMilter }
+
+func (editProbe) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+	if err := m.ChangeHeader(2, "Authentication-Results", ""); err != nil {
+		return nil, err
+	}
+	if err := m.InsertHeader(0, "Received-SPF", "pass (mx.example.test: ok)\r\n\tclient-ip=127.0.0.2;"); err != nil {
+		return nil, err
+	}
+	return gomilter.RespContinue, nil
+}
+
+// conn writes the end-of-message edits itself, byte for byte as the
+// library's Modifier does.
+func TestLibraryEditPackets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &gomilter.Server{NewMilter: func() gomilter.Milter { return editProbe{} }, Actions: actions, Protocol: protocol &^ noReplyFlags}
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	t.Cleanup(func() { ln.Close(); <-done })
+	c := rawDial(t, ln.Addr().String())
+	negotiate(t, c, 0x1fffff)
+	c.Write(pkt('E')) //nolint:errcheck
+	var lib []byte
+	for {
+		code, data, err := rawAnswer(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code == 'c' {
+			break
+		}
+		lib = append(lib, binary.BigEndian.AppendUint32(nil, uint32(len(data)+1))...)
+		lib = append(append(lib, code), data...)
+	}
+
+	var ours conn
+	ed := wireEditor{&ours}
+	ed.ChangeHeader(2, "Authentication-Results", "")                                           //nolint:errcheck
+	ed.InsertHeader(0, "Received-SPF", "pass (mx.example.test: ok)\r\n\tclient-ip=127.0.0.2;") //nolint:errcheck
+	if string(ours.wbuf) != string(lib) {
+		t.Errorf("edit packets\n got %q\nwant %q", ours.wbuf, lib)
+	}
+}

@@ -156,7 +156,7 @@ func (s *session) BodyChunk([]byte, *gomilter.Modifier) (gomilter.Response, erro
 // take as accept at this stage, so the session lives on for the next
 // message of the connection.
 func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
-	if err := s.eom(m, m.Macros); err != nil {
+	if err := s.eom(s.conn.editor(m), m.Macros); err != nil {
 		s.srv.obs.Error(StageEOM)
 		s.log().Error("milter end of message", "err", err)
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -199,6 +200,45 @@ func (c *conn) proceed(flag gomilter.OptProtocol) gomilter.Response {
 		return nil
 	}
 	return gomilter.RespContinue
+}
+
+// editor is where the end-of-message edits go: straight into the write
+// queue, in the packets go-milter's Modifier would write (each of which
+// would cost it a 4 KiB buffer), or to m without a connection.
+func (c *conn) editor(m *gomilter.Modifier) headerEditor {
+	if c == nil {
+		return m
+	}
+	return wireEditor{c}
+}
+
+type wireEditor struct{ c *conn }
+
+// ChangeHeader queues SMFIR_CHGHEADER: the 1-based index among the fields
+// of that name, the name, the value (empty deletes the field).
+func (e wireEditor) ChangeHeader(index int, name, value string) error {
+	e.c.queueEdit(byte(gomilter.ActChangeHeader), index, name, value)
+	return nil
+}
+
+// InsertHeader queues SMFIR_INSHEADER: the index among all fields (0 is
+// the top), the name, the value.
+func (e wireEditor) InsertHeader(index int, name, value string) error {
+	e.c.queueEdit(byte(gomilter.ActInsertHeader), index, name, value)
+	return nil
+}
+
+// queueEdit appends a header edit packet. As go-milter does, CRLF in the
+// value becomes LF: Postfix wants LF line ends and would double the CR.
+func (c *conn) queueEdit(code byte, index int, name, value string) {
+	value = strings.ReplaceAll(value, "\r\n", "\n")
+	b := binary.BigEndian.AppendUint32(c.wbuf, uint32(1+4+len(name)+1+len(value)+1))
+	b = append(b, code)
+	b = binary.BigEndian.AppendUint32(b, uint32(index))
+	b = append(b, name...)
+	b = append(b, 0)
+	b = append(b, value...)
+	c.wbuf = append(b, 0)
 }
 
 // inspect applies the bounds to a complete packet and says whether the
