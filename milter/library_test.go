@@ -300,7 +300,7 @@ func TestLibraryNewMilterAfterAccept(t *testing.T) {
 
 // The library answers CONNECT and HELO whatever it negotiated: with
 // SMFIP_NR_CONN in its flags it still writes the callback's continue, so
-// the session must return no answer (conn.proceed).
+// wireMilter returns none.
 func TestLibraryAnswersConnectDespiteNoReply(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

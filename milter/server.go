@@ -21,7 +21,7 @@ import (
 // (SMFIP_NOHREPL): go-milter writes nothing when the Header callback returns
 // a nil response. CONNECT and HELO are answered only when the MTA does not
 // offer to go without (SMFIP_NR_CONN, SMFIP_NR_HELO; conn masks the flags
-// by the MTA's offer, and the session returns no answer then). Both Postfix and Sendmail honour these flags at
+// by the MTA's offer, and wireMilter drops the answers then). Both Postfix and Sendmail honour these flags at
 // protocol version 2, which go-milter speaks (e2e/).
 const (
 	protocol = gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoEOH |
@@ -125,7 +125,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	// same goroutine (pinned in library_test.go): that is how a session
 	// finds its connection.
 	lib := &gomilter.Server{
-		NewMilter: func() gomilter.Milter { return &session{srv: s, conn: wl.accepted.Swap(nil)} },
+		NewMilter: func() gomilter.Milter { return wireMilter{&session{srv: s, conn: wl.accepted.Swap(nil)}} },
 		Actions:   actions,
 		Protocol:  protocol,
 		SymList:   symList,

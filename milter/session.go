@@ -84,7 +84,7 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 	s.helo, s.heloCheck, s.msg = "", nil, nil
 	s.log().Debug("milter connect", "host", host, "family", family, "client_ip", addrString(s.ip),
 		"client_addr_macro", m.Macros["{client_addr}"], "j", s.j, "daemon_name", s.daemonName)
-	return s.conn.proceed(gomilter.OptNoConnReply), nil
+	return gomilter.RespContinue, nil
 }
 
 func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
@@ -92,7 +92,7 @@ func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, er
 	// new EHLO: the last one is the client's word.
 	// HELO also ends any transaction in progress (RFC 5321 §4.1.4).
 	s.helo, s.msg = name, nil
-	return s.conn.proceed(gomilter.OptNoHeloReply), nil
+	return gomilter.RespContinue, nil
 }
 
 func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {

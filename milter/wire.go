@@ -77,7 +77,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return
 //     call is due, and only when it must move by more than 1/16 of the
 //     timeout.
 //   - negotiates SMFIP_NR_CONN and SMFIP_NR_HELO when the MTA offers them
-//     (the session then answers nil; see proceed).
+//     (see wireMilter for the answers).
 //   - hands the library only the header fields the session reads
 //     (Authentication-Results), and after each end of message an ABORT,
 //     which makes go-milter drop the fields it collects (it would keep every
@@ -192,14 +192,48 @@ func (c *conn) answered() {
 	}
 }
 
-// proceed is the answer to a step the session lets through: none when the
-// MTA agreed to go without one (flag is SMFIP_NR_CONN or SMFIP_NR_HELO).
-// go-milter writes whatever the callback returns, negotiated or not.
-func (c *conn) proceed(flag gomilter.OptProtocol) gomilter.Response {
-	if c != nil && c.noReply&flag != 0 {
+// wireMilter is the session as go-milter sees it: its answers go straight
+// into conn's write queue (go-milter allocates a 4 KiB buffer for every
+// packet it writes), and its continue answers to CONNECT and HELO are
+// dropped when the MTA agreed to go without them (go-milter writes whatever
+// a callback returns, negotiated or not). Final answers (accept, reject,
+// discard, tempfail; the session sends none) are left to the library, which
+// starts a new Milter after one.
+type wireMilter struct{ *session }
+
+func (w wireMilter) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
+	r, err := w.session.Connect(host, family, port, addr, m)
+	return w.conn.send(r, gomilter.OptNoConnReply), err
+}
+
+func (w wireMilter) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
+	r, err := w.session.Helo(name, m)
+	return w.conn.send(r, gomilter.OptNoHeloReply), err
+}
+
+func (w wireMilter) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
+	r, err := w.session.MailFrom(from, m)
+	return w.conn.send(r, 0), err
+}
+
+func (w wireMilter) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+	r, err := w.session.Body(m)
+	return w.conn.send(r, 0), err
+}
+
+// send queues answer r and returns what the library is to write: nothing,
+// unless r is final. noReply is the flag that spares the step its answer.
+func (c *conn) send(r gomilter.Response, noReply gomilter.OptProtocol) gomilter.Response {
+	if c == nil || r == nil || !r.Continue() {
+		return r
+	}
+	msg := r.Response()
+	if noReply != 0 && c.noReply&noReply != 0 && msg.Code == byte(gomilter.ActContinue) {
 		return nil
 	}
-	return gomilter.RespContinue
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, uint32(len(msg.Data)+1))
+	c.wbuf = append(append(c.wbuf, msg.Code), msg.Data...)
+	return nil
 }
 
 // editor is where the end-of-message edits go: straight into the write
