@@ -72,7 +72,8 @@ const (
 func startMilters(t *testing.T, dnsAddr string) (mark, rej, dry *milterProc) {
 	t.Helper()
 	enforce := []string{"--reject", "fail", "--reject-helo", "fail,none", "--defer-temperror"}
-	mark = startMilter(t, "mark", dnsAddr)
+	// At debug level, it logs what it negotiated (see checkNegotiated).
+	mark = startMilter(t, "mark", dnsAddr, "--log-level", "debug")
 	rej = startMilter(t, "reject", dnsAddr, enforce...)
 	dry = startMilter(t, "dry-run", dnsAddr, append(enforce, "--dry-run")...)
 	return mark, rej, dry

@@ -173,6 +173,7 @@ func postfixRun(t *testing.T) *mtaRun {
 		OwnReceived: func(f headerField) bool {
 			return strings.Contains(f.Value, "by "+mtaHost+" (Postfix)")
 		},
+		Mark: mark,
 	}
 	r.TLS = startPostfix(t, dir, ns, s.Port, []postfixListener{
 		{Addr: r.Mark4, Milter: mark.Addr},

@@ -24,6 +24,8 @@ type mtaRun struct {
 	TLS *tls.Config
 	// OwnReceived tells the MTA's own Received field from the others.
 	OwnReceived func(headerField) bool
+	// Mark is the marking milter, which logs at debug level.
+	Mark *milterProc
 }
 
 // spfWant is what a delivered message's headers must say.
@@ -182,6 +184,7 @@ func scenarios() []scenario {
 // runScenarios sends every scenario through r, each on its own connection,
 // and checks the delivered headers.
 func runScenarios(t *testing.T, r *mtaRun) {
+	t.Cleanup(func() { checkNegotiated(t, r) })
 	for _, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {
 			c := dialSMTP(t, sc.addr(r), sc.helo)
@@ -393,4 +396,20 @@ func headerDump(h []headerField) string {
 		fmt.Fprintf(&b, "\t%s: %s\n", f.Name, f.Value)
 	}
 	return b.String()
+}
+
+// checkNegotiated: the MTA offered, and the milter asked for, no answer to
+// CONNECT and HELO (SMFIP_NR_CONN, SMFIP_NR_HELO) on every connection of
+// the marking milter; the scenarios passing with it proves the MTA honours
+// them at protocol version 2.
+func checkNegotiated(t *testing.T, r *mtaRun) {
+	t.Helper()
+	out := r.Mark.out.String()
+	n := strings.Count(out, `msg="milter negotiated"`)
+	if n == 0 {
+		t.Errorf("%s: the marking milter logged no negotiation:\n%s", r.Name, out)
+	}
+	if got := strings.Count(out, "no_reply_connect=true no_reply_helo=true"); got != n {
+		t.Errorf("%s: %d of %d negotiations without answers to CONNECT and HELO:\n%s", r.Name, got, n, out)
+	}
 }

@@ -205,6 +205,7 @@ func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 		OwnReceived: func(f headerField) bool {
 			return strings.Contains(f.Value, "by "+mtaHost+" (8.")
 		},
+		Mark: mark,
 	}
 	cf, _ := startSendmail(t, dir, ns, s.Port,
 		[]sendmailFilter{{Name: "spfmark", Milter: mark}, {Name: "spfreject", Milter: rej}, {Name: "spfdryrun", Milter: dry}},
