@@ -318,7 +318,10 @@ func (d *daemon) shutdown(sigs <-chan os.Signal) int {
 // gets mode.
 func listen(a listenAddr, mode fs.FileMode) (net.Listener, error) {
 	if a.Network != "unix" {
-		ln, err := net.Listen("tcp", a.Address)
+		// No TCP keep-alive (four system calls per connection): the
+		// milter's own timeouts end connections to a peer that went away.
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), "tcp", a.Address)
 		if err != nil {
 			return nil, fmt.Errorf("listen: %w", err)
 		}
