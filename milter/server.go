@@ -17,12 +17,13 @@ import (
 // are switched off to save round trips. Every configuration needs the rest:
 // CONNECT for the client address, HELO for the HELO identity, MAIL FROM for
 // the checks, the header fields for forged Authentication-Results and the
-// end of message for our fields. Headers are read without a reply each
-// (SMFIP_NOHREPL): go-milter writes nothing when the Header callback returns
-// a nil response. CONNECT and HELO are answered only when the MTA does not
-// offer to go without (SMFIP_NR_CONN, SMFIP_NR_HELO; conn masks the flags
-// by the MTA's offer, and wireMilter drops the answers then). Both Postfix and Sendmail honour these flags at
-// protocol version 2, which go-milter speaks (e2e/).
+// end of message for our fields. Header fields, CONNECT and HELO go without
+// an answer (SMFIP_NOHREPL, SMFIP_NR_CONN, SMFIP_NR_HELO) where the MTA
+// offers it: conn masks these flags by the MTA's offer and answers header
+// fields itself otherwise (go-milter writes nothing for the session's nil
+// answer); wireMilter drops the answers to CONNECT and HELO. Both Postfix
+// and Sendmail offer and honour them at protocol version 2, which go-milter
+// speaks (e2e/).
 const (
 	protocol = gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoEOH |
 		gomilter.OptNoUnknown | gomilter.OptNoData | gomilter.OptNoHeaderReply |

@@ -44,8 +44,13 @@ const (
 )
 
 // The protocol steps that need no reply when the MTA agrees (SMFIP_NR_CONN,
-// SMFIP_NR_HELO): the session always continues at these stages.
-const noReplyFlags = gomilter.OptNoConnReply | gomilter.OptNoHeloReply
+// SMFIP_NR_HELO): the session always continues at these stages. Header
+// fields (SMFIP_NOHREPL) are answered by conn itself when the MTA does not
+// agree to go without.
+const (
+	noReplyFlags = gomilter.OptNoConnReply | gomilter.OptNoHeloReply
+	offerFlags   = noReplyFlags | gomilter.OptNoHeaderReply
+)
 
 var (
 	abortPacket = []byte{0, 0, 0, 1, byte(gomilter.CodeAbort)}
@@ -181,9 +186,9 @@ func (c *conn) answered() {
 		// the no-reply steps only where the MTA offered them.
 		if len(resp) >= 17 && resp[4] == 'O' {
 			proto := gomilter.OptProtocol(binary.BigEndian.Uint32(resp[13:]))
-			proto &^= noReplyFlags &^ c.offered
+			proto &^= offerFlags &^ c.offered
 			binary.BigEndian.PutUint32(resp[13:], uint32(proto))
-			c.noReply = proto & noReplyFlags
+			c.noReply = proto & offerFlags
 			if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
 				c.s.log.Debug("milter negotiated", "remote", c.remote(), "mta_protocol", fmt.Sprintf("%#x", uint32(c.offered)),
 					"protocol", fmt.Sprintf("%#x", uint32(proto)),
@@ -294,6 +299,11 @@ func (c *conn) inspect(p []byte) (bool, error) {
 			return false, nil
 		}
 	case gomilter.CodeHeader:
+		if c.noReply&gomilter.OptNoHeaderReply == 0 {
+			// The MTA waits for an answer to each field; the session
+			// gives none (go-milter writes nothing for it).
+			c.wbuf = append(c.wbuf, 0, 0, 0, 1, byte(gomilter.ActContinue))
+		}
 		name, _, _ := bytes.Cut(data, []byte{0})
 		if !bytes.EqualFold(name, arNameBytes) {
 			return false, nil

@@ -475,3 +475,35 @@ func TestIdleTimeoutRestartsEachWait(t *testing.T) {
 	}
 	m.accepted("alice@pass.test", "QLIVE")
 }
+
+// An MTA that does not offer SMFIP_NOHREPL gets an answer to every header
+// field, kept or not.
+func TestHeaderAnsweredWithoutNoReplyOffer(t *testing.T) {
+	h := start(t, Options{Config: testConfig(world())})
+	c := rawDial(t, h.addr)
+	if proto := negotiate(t, c, 0x1fffff&^gomilter.OptNoHeaderReply); proto&gomilter.OptNoHeaderReply != 0 {
+		t.Fatalf("negotiated %#x: asks for no header answers the MTA did not offer", proto)
+	}
+	b := append(connectPkt(clientA), pkt('H', cstr("helo.pass.test"))...)
+	b = append(b, pkt('M', cstr("<alice@pass.test>"))...)
+	b = append(b, pkt('L', cstr("Subject"), cstr("x"))...)
+	b = append(b, pkt('L', cstr(arName), cstr("other.example; spf=pass"))...)
+	b = append(b, pkt('E')...)
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for len(got) < 4 {
+		code, _, err := rawAnswer(c)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		if code != 'i' && code != 'm' { // the end of message's header edits
+			got = append(got, code)
+		}
+	}
+	// MAIL FROM, the two fields, and the end of message.
+	if string(got) != "cccc" {
+		t.Errorf("answers %q, want four continues", got)
+	}
+}
