@@ -6,7 +6,7 @@
 #   spfmilter-<version>.<arch>.rpm          RPM packages (x86_64, aarch64)
 #   SHA256SUMS
 #
-# Usage: bash deploy/package.sh [VERSION]
+# Usage: bash deploy/package.sh [VERSION]   (DIST=DIR writes there instead)
 #
 # VERSION defaults to the last v* tag without its v, else to
 # 0.0.0~git<commit date>.<commit> (sorting before any release). The build is
@@ -33,9 +33,9 @@ if ! [[ "$version" =~ ^[0-9][A-Za-z0-9.+~]*$ ]]; then
 	exit 2
 fi
 
-dist=dist
-rm -rf "$dist"
+dist="${DIST:-dist}"
 mkdir -p "$dist"
+rm -f "$dist"/spfmilter_* "$dist"/spfmilter-*.rpm "$dist"/SHA256SUMS
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 
