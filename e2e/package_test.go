@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 const (
@@ -420,6 +422,62 @@ func pkgMailThrough(t *testing.T) {
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), "level=ERROR") {
 			t.Errorf("daemon log: %s", sc.Text())
+		}
+	}
+}
+
+// TestPackageFiles checks, without installing anything, that the packaged
+// configuration, the unit and the maintainer scripts agree: the config
+// passes the daemon's check, marks only (no reject), and puts the socket in
+// the directory the postinst makes and the unit lets the daemon write.
+func TestPackageFiles(t *testing.T) {
+	const cfgPath = "../deploy/package/spfmilter.yaml"
+	out, err := runCmd(time.Minute, milterBinary(t), "serve", "--config", cfgPath, "--config.check")
+	if err != nil {
+		t.Fatalf("the packaged configuration: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Listen     string   `yaml:"listen"`
+		ListenMode string   `yaml:"listen_mode"`
+		Reject     []string `yaml:"reject"`
+		RejectHELO []string `yaml:"reject_helo"`
+	}
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Reject) > 0 || len(cfg.RejectHELO) > 0 {
+		t.Errorf("the packaged configuration rejects %v / %v; it must mark only", cfg.Reject, cfg.RejectHELO)
+	}
+	if cfg.Listen != "unix:"+pkgSockDir+"/spfmilter.sock" || cfg.ListenMode != "0660" {
+		t.Errorf("listen %q mode %q, want unix:%s/spfmilter.sock mode 0660", cfg.Listen, cfg.ListenMode, pkgSockDir)
+	}
+	for _, alt := range []string{"# listen: unix:/run/spfmilter/spfmilter.sock", "# listen: inet:127.0.0.1:8895"} {
+		if !strings.Contains(string(data), alt+"\n") {
+			t.Errorf("the packaged configuration lacks the commented alternative %q", alt)
+		}
+	}
+	unitText, err := os.ReadFile(filepath.Join(deployDir, "systemd/spfmilter.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := deployUnit(string(unitText))
+	if !slices.Contains(unit["Service.ReadWritePaths"], "-"+pkgSockDir) {
+		t.Errorf("ReadWritePaths = %q, want -%s (the socket directory)", unit["Service.ReadWritePaths"], pkgSockDir)
+	}
+	if !slices.Equal(unit["Service.RuntimeDirectory"], []string{"spfmilter"}) {
+		t.Errorf("RuntimeDirectory = %q, want spfmilter (the commented /run/spfmilter socket)", unit["Service.RuntimeDirectory"])
+	}
+	for _, script := range []string{"deb/postinst", "rpm/post"} {
+		text, err := os.ReadFile(filepath.Join(deployDir, "package", script))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(text), "SOCKDIR="+pkgSockDir+"\n") {
+			t.Errorf("%s does not make %s", script, pkgSockDir)
 		}
 	}
 }
