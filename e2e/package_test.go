@@ -39,9 +39,10 @@ const (
 )
 
 // pkgBuild runs deploy/package.sh into dist and returns its SHA256SUMS.
-func pkgBuild(t *testing.T, dist string) string {
+// args are package.sh's (a version).
+func pkgBuild(t *testing.T, dist string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("bash", "../deploy/package.sh")
+	cmd := exec.Command("bash", append([]string{"../deploy/package.sh"}, args...)...)
 	cmd.Env = append(os.Environ(), "DIST="+dist)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -179,10 +180,20 @@ func TestPackage(t *testing.T) {
 	}
 	pkgMailThrough(t)
 
-	// A reinstall (as an upgrade would) keeps the edited conffile.
-	aptGet(t, "install", "--reinstall", "--no-install-recommends", abs)
+	// An upgrade to a later version keeps the edited conffile (dpkg asks
+	// nothing: the packaged file is the same in both versions).
+	next := version + "+1"
+	dist2 := t.TempDir()
+	pkgBuild(t, dist2, next)
+	aptGet(t, "install", "--no-install-recommends", filepath.Join(dist2, "spfmilter_"+next+"_"+runtime.GOARCH+".deb"))
+	if v, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "spfmilter").Output(); err != nil || string(v) != next {
+		t.Errorf("after the upgrade, dpkg has version %q (%v), want %s", v, err, next)
+	}
 	if got, err := os.ReadFile(pkgConfig); err != nil || string(got) != edited {
-		t.Errorf("the reinstall replaced the edited %s: %v\n%s", pkgConfig, err, got)
+		t.Errorf("the upgrade replaced the edited %s: %v\n%s", pkgConfig, err, got)
+	}
+	if _, err := os.Stat(pkgWants); err != nil {
+		t.Errorf("the upgrade lost the enabled unit: %v", err)
 	}
 
 	// Remove: the program goes, the configuration and the user stay.
