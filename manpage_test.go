@@ -64,6 +64,13 @@ func TestManPagesCoverCommands(t *testing.T) {
 	if len(cmds) < 3 {
 		t.Fatalf("found only %d commands in the usage:\n%s", len(cmds), usage.String())
 	}
+	// The other way round: every command the page describes is one (an
+	// unknown word would be an argument of serve, refused with status 2).
+	for _, mc := range manCommands {
+		if _, st := helpOutput(t, mc.name); st != exitOK {
+			t.Errorf("spfmilter.8 describes the command %s, but \"spfmilter %s --help\" exits %d", mc.name, mc.name, st)
+		}
+	}
 	flagLine := regexp.MustCompile(`(?m)^\s+--?([a-z][a-z0-9.-]*)`)
 	for _, c := range cmds {
 		name := c[1]
@@ -73,7 +80,7 @@ func TestManPagesCoverCommands(t *testing.T) {
 		if name == "version" || name == "help" {
 			continue
 		}
-		help := helpOutput(t, name)
+		help, _ := helpOutput(t, name)
 		flags := flagLine.FindAllStringSubmatch(help, -1)
 		if len(flags) == 0 {
 			t.Errorf("%s --help lists no flags:\n%s", name, help)
@@ -86,9 +93,10 @@ func TestManPagesCoverCommands(t *testing.T) {
 	}
 }
 
-// helpOutput is what "spfmilter CMD --help" prints, on either stream: some
-// commands write to os.Stdout or os.Stderr directly, so both are captured.
-func helpOutput(t *testing.T, cmd string) string {
+// helpOutput is what "spfmilter CMD --help" prints, on either stream (some
+// commands write to os.Stdout or os.Stderr directly, so both are captured),
+// and its exit status.
+func helpOutput(t *testing.T, cmd string) (string, int) {
 	t.Helper()
 	f, err := os.CreateTemp(t.TempDir(), "help")
 	if err != nil {
@@ -97,13 +105,13 @@ func helpOutput(t *testing.T, cmd string) string {
 	defer f.Close()
 	stdout, stderr := os.Stdout, os.Stderr
 	os.Stdout, os.Stderr = f, f
-	run([]string{cmd, "--help"}, f, f)
+	st := run([]string{cmd, "--help"}, f, f)
 	os.Stdout, os.Stderr = stdout, stderr
 	out, err := os.ReadFile(f.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(out)
+	return string(out), st
 }
 
 // TestManPagesLint runs mandoc's checker on the generated pages: any
