@@ -482,6 +482,14 @@ func TestPackageFiles(t *testing.T) {
 	if !slices.Equal(unit["Service.RuntimeDirectory"], []string{"spfmilter"}) {
 		t.Errorf("RuntimeDirectory = %q, want spfmilter (the commented /run/spfmilter socket)", unit["Service.RuntimeDirectory"])
 	}
+	// The maintainer scripts parse as POSIX sh (dash, Debian's /bin/sh);
+	// the .rpm's are only read here, with no rpm system to run them on.
+	dash := needProgram(t, "dash")
+	for _, script := range []string{"deb/postinst", "deb/prerm", "deb/postrm", "rpm/pre", "rpm/post", "rpm/preun", "rpm/postun"} {
+		if out, err := runCmd(time.Minute, dash, "-n", filepath.Join(deployDir, "package", script)); err != nil {
+			t.Errorf("%s: %v\n%s", script, err, out)
+		}
+	}
 	for _, script := range []string{"deb/postinst", "rpm/post"} {
 		text, err := os.ReadFile(filepath.Join(deployDir, "package", script))
 		if err != nil {
