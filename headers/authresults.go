@@ -7,6 +7,7 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 	"golang.org/x/net/idna"
 
+	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -14,7 +15,8 @@ import (
 //
 //	authserv-id;
 //		spf=<result> smtp.mailfrom=<mailbox or domain>;
-//		spf=<result> smtp.helo=<domain>
+//		spf=<result> smtp.helo=<domain>;
+//		dkim=<result> header.b=<b> header.d=<d> header.s=<selector>
 //
 // formatted by authres.Format, one resinfo per line. ok is false when the
 // authserv-id is unusable.
@@ -51,6 +53,9 @@ func authResultsValue(in Input) (string, bool) {
 			})
 		}
 	}
+	for _, sig := range in.DKIM {
+		results = append(results, dkimResult(sig))
+	}
 	// The authserv-id and every value are free of spaces and ';', so the
 	// formatted text splits back into its resinfos and words exactly.
 	parts := strings.Split(authres.Format(id, results), ";")
@@ -62,6 +67,32 @@ func authResultsValue(in Input) (string, bool) {
 		}
 	}
 	return fold(NameAuthenticationResults, groups...), true
+}
+
+// dkimResult is one signature's resinfo (RFC 8601 §2.7.1) with header.d,
+// header.s and header.b (RFC 6008 §4); a property whose value is not a
+// domain name (b= is kept to base64 characters by dkim) is left out.
+func dkimResult(sig dkim.Signature) authres.Result {
+	p := map[string]string{}
+	if d := domainPvalue(sig.Domain); d != "" {
+		p["header.d"] = d
+	}
+	if s := domainPvalue(sig.Selector); s != "" {
+		p["header.s"] = s
+	}
+	if sig.B != "" && len(sig.B) <= dkim.BPrefix && strings.Trim(sig.B, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") == "" {
+		p["header.b"] = sig.B
+	}
+	return &authres.GenericResult{Method: "dkim", Value: dkimValue(sig.Result), Params: p}
+}
+
+// dkimValue is r when it is an RFC 8601 §2.7.1 result, else permerror.
+func dkimValue(r dkim.Result) authres.ResultValue {
+	switch r {
+	case dkim.Pass, dkim.Fail, dkim.Policy, dkim.Neutral, dkim.Temperror, dkim.Permerror:
+		return authres.ResultValue(r)
+	}
+	return authres.ResultPermError
 }
 
 // resultValue maps an SPF result to its RFC 8601 §2.7.2 result word, which

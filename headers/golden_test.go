@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -154,6 +155,26 @@ var goldenCases = []struct {
 		in := base()
 		in.EnvelopeFrom = "SRS0=HHH=TT=example.net=bob@fwd.example.com"
 		in.MailFrom.Sender = in.EnvelopeFrom
+		return in
+	}},
+	{"dkim-rescue", func() Input {
+		// A forwarded message: SPF fail, one broken signature of the
+		// forwarder, one valid signature of the sender's domain.
+		in := base()
+		in.MailFrom.Result = spf.Fail
+		in.MailFrom.Mechanism = "-all"
+		in.DKIM = []dkim.Signature{
+			{Result: dkim.Fail, Domain: "forwarder.example", Selector: "2026", B: "Zm9yd2FyZGVy"},
+			{Result: dkim.Pass, Domain: "mail.example.com", Selector: "sel1", B: "dGhlK3NlbmRl"},
+		}
+		in.Rescue = &in.DKIM[1]
+		return in
+	}},
+	{"dkim-hostile", func() Input {
+		// Values from the message that are not domain names or base64
+		// are left out rather than quoted.
+		in := base()
+		in.DKIM = []dkim.Signature{{Result: "bogus", Domain: "a b;c", Selector: "x\r\nX-Evil: 1", B: "abc=def"}}
 		return in
 	}},
 	{"utf8", func() Input {

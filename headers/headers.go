@@ -1,5 +1,6 @@
 // Package headers builds the header fields spfmilter adds to a message:
-// Received-SPF (RFC 7208 §9.1) and Authentication-Results (RFC 8601), and
+// Received-SPF (RFC 7208 §9.1) and Authentication-Results (RFC 8601, with
+// dkim= results when the body was verified, RFC 6008), and
 // recognizes Authentication-Results fields that claim our authserv-id.
 //
 // Everything that comes from the SMTP client or from DNS (HELO, MAIL FROM, an
@@ -19,6 +20,7 @@ package headers
 import (
 	"net/netip"
 
+	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -45,6 +47,13 @@ type Input struct {
 	EnvelopeFrom string       // MAIL FROM without <>, unsanitized; "" is the null sender
 	HELOResult   *spf.Outcome // nil or NotChecked when the HELO identity was not checked
 	MailFrom     spf.Outcome
+	// DKIM are the message's DKIM signatures as verified, one dkim=
+	// resinfo each; nil when the body was not verified.
+	DKIM []dkim.Signature
+	// Rescue is the signature that vouched for a message whose SPF result
+	// would have been rejected; nil when none did. Received-SPF keeps the
+	// SPF result and says so in its comment and a dkim-rescue key.
+	Rescue *dkim.Signature
 }
 
 // Fields returns the fields to prepend, in top-to-bottom order:

@@ -73,6 +73,10 @@ func TestAuthResultsRoundTrip(t *testing.T) {
 			if in.HELOResult != nil && domainPvalue(in.HELO) != "" {
 				want = append(want, &authres.SPFResult{Value: resultValue(in.HELOResult.Result), Helo: domainPvalue(in.HELO)})
 			}
+			// authres reads header.d of dkim= and drops header.s and header.b.
+			for _, sig := range in.DKIM {
+				want = append(want, &authres.DKIMResult{Value: dkimValue(sig.Result), Domain: domainPvalue(sig.Domain)})
+			}
 			parsesBack(t, fs[0].Value, authservToken(in.AuthservID), want)
 			if !ClaimsAuthservID(fs[0].Value, in.AuthservID) {
 				t.Errorf("our own field %q does not claim %q", fs[0].Value, in.AuthservID)

@@ -3,6 +3,7 @@ package headers
 import (
 	"net/netip"
 
+	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -25,6 +26,10 @@ type ReceivedSPF struct {
 	Mechanism   string       // the mechanism key, for pass, fail, softfail and neutral
 	Problem     string       // the problem key, for none, temperror and permerror
 	Explanation string       // for fail, appended to the comment
+	// Rescue is the DKIM signing domain that vouched for the message
+	// although its SPF result would have been rejected; "" when none.
+	// The comment says so and a dkim-rescue key names the domain.
+	Rescue string
 }
 
 // NewReceivedSPF returns the Received-SPF content for the MAIL FROM identity
@@ -55,7 +60,15 @@ func NewReceivedSPF(in Input) ReceivedSPF {
 		Mechanism:    o.Mechanism,
 		Problem:      o.Problem,
 		Explanation:  o.Explanation,
+		Rescue:       rescueDomain(in.Rescue),
 	}
+}
+
+func rescueDomain(s *dkim.Signature) string {
+	if s == nil {
+		return ""
+	}
+	return domainPvalue(s.Domain)
 }
 
 // knownResult returns r if it is an RFC 7208 §2.6 result; anything else is
@@ -71,7 +84,7 @@ func knownResult(r spf.Result) spf.Result {
 // Value returns the folded field value:
 //
 //	result (comment) client-ip=…; envelope-from=…; helo=…; receiver=…;
-//	identity=…; mechanism=… | problem=…
+//	identity=…; mechanism=… | problem=…[; dkim-rescue=…]
 //
 // following RFC 7208 §9.1 (with erratum 5436) and the comment wording of its
 // examples.
@@ -104,6 +117,9 @@ func (r ReceivedSPF) Value() string {
 		if r.Problem != "" {
 			kv = append(kv, "problem="+atomOrQuoted(clean(r.Problem, maxText)))
 		}
+	}
+	if r.Rescue != "" {
+		kv = append(kv, "dkim-rescue="+atomOrQuoted(clean(r.Rescue, maxDomain)))
 	}
 	for i := range kv[:len(kv)-1] {
 		kv[i] += ";"
@@ -142,6 +158,9 @@ func (r ReceivedSPF) comment(res spf.Result) string {
 		text = "permanent error in processing domain of " + s
 	default:
 		text = "domain of " + s + " does not designate permitted sender hosts"
+	}
+	if d := clean(r.Rescue, maxDomain); d != "" {
+		text += "; accepted: valid DKIM signature of " + d
 	}
 	if rcv := clean(r.Receiver, maxDomain); rcv != "" {
 		text = rcv + ": " + text
