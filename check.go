@@ -10,18 +10,20 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/headers"
 	"github.com/spfmilter/spfmilter/milter"
 	"github.com/spfmilter/spfmilter/spf"
 	"github.com/spfmilter/spfmilter/spf/resolver"
 )
 
-const checkUsage = `Usage: spfmilter check --ip IP --sender ADDR --helo NAME [--json] [--trace] [settings]
+const checkUsage = `Usage: spfmilter check --ip IP --sender ADDR --helo NAME [--message FILE] [--json] [--trace] [settings]
 
 Evaluates the HELO and MAIL FROM identities of one SMTP client once, as the
 daemon does with the same settings, and prints the verdicts, the action and
@@ -46,6 +48,14 @@ client in trusted_networks the daemon checks nothing (action skip, headers
 empty); helo and mailfrom still show the verdicts. Header values are folded
 with CRLF and a tab.
 
+With --message FILE (a stored message, LF or CRLF line ends) and dkim_rescue
+on, a MAIL FROM result that is to be rejected is decided as at end of
+message: the message's DKIM signatures are verified and the action is the
+daemon's final one. The JSON object then also has "dkim": a list of
+{"result", "domain", "selector", "b", "problem"}, one per signature, and
+"rescue": rescued, not_rescued, temperror or oversized ("" when the message
+was not needed: the MAIL FROM result is not rejected, or dkim_rescue is off).
+
 Flags of check:`
 
 // checkSettingsHelp follows check's own flags in --help.
@@ -59,6 +69,7 @@ lists them all; README.md's settings table explains each.`
 // checkArgs are the check command's own flags.
 type checkArgs struct {
 	ip, sender, helo string
+	message          string
 	json, trace      bool
 }
 
@@ -72,6 +83,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fset.StringVar(&ca.ip, "ip", "", "the SMTP client's `IP` address (required)")
 	fset.StringVar(&ca.sender, "sender", "", "the MAIL FROM `ADDR`ess; empty is the null sender, checked as postmaster@HELO")
 	fset.StringVar(&ca.helo, "helo", "", "the HELO/EHLO `NAME`; empty or without a domain: the HELO is not checked")
+	fset.StringVar(&ca.message, "message", "", "a stored message `FILE` to decide as at end of message (dkim_rescue); - is standard input")
 	fset.BoolVar(&ca.json, "json", false, "print one JSON object")
 	fset.BoolVar(&ca.trace, "trace", false, "include the step-by-step evaluation")
 	cl := addConfigFlags(fset)
@@ -98,6 +110,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
+	var msg []byte
+	if ca.message != "" {
+		if msg, err = readMessage(ca.message, c.DKIMMaxBytes); err != nil {
+			return fail(stderr, err)
+		}
+	}
 	var queries queryCounter
 	opts := resolverOptions(c)
 	opts.Observer = &queries
@@ -105,7 +123,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	rep := evaluate(context.Background(), c, r, milter.Facts{IP: ip, Sender: ca.sender, HELO: ca.helo, Trace: ca.trace})
+	rep := evaluate(context.Background(), c, r, milter.Facts{IP: ip, Sender: ca.sender, HELO: ca.helo, Trace: ca.trace}, msg)
 	rep.Queries, rep.CacheHits = queries.snapshot()
 	if ca.json {
 		err = rep.writeJSON(stdout, ca.trace)
@@ -117,6 +135,28 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	return exitOK
+}
+
+// readMessage reads a stored message for --message, keeping at most
+// limit+1 bytes as the milter does, with CRLF line ends as on the wire.
+func readMessage(name string, limit int64) ([]byte, error) {
+	var r io.Reader = os.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("flag --message: %v", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	// CRLF adds at most one byte per line: read twice the limit, then cut.
+	data, err := io.ReadAll(io.LimitReader(r, 2*(limit+1)))
+	if err != nil {
+		return nil, fmt.Errorf("flag --message: %v", err)
+	}
+	m := dkim.NewMessage(limit)
+	m.Body(dkim.CRLF(data))
+	return m.Bytes(), nil
 }
 
 // printCheckHelp writes check's usage with its own flags only, then points
@@ -189,6 +229,8 @@ type checkReport struct {
 	// Queries is the number of DNS queries sent, CacheHits the lookups
 	// answered from the resolver's cache.
 	Queries, CacheHits int
+	// Message is set when a message was given (--message).
+	Message bool
 }
 
 // evaluate answers for f as the milter does: the same configuration
@@ -201,10 +243,16 @@ type checkReport struct {
 // For a client in trusted_networks the daemon checks nothing; the report
 // says so (action skip, no header fields) but still shows the verdicts, as
 // they would be without trusted_networks.
-func evaluate(ctx context.Context, c *Config, r spf.Resolver, f milter.Facts) checkReport {
+//
+// msg, when not nil, is the message: a Rescuable decision is then decided
+// as at end of message (milter.Config.Rescue).
+func evaluate(ctx context.Context, c *Config, r spf.Resolver, f milter.Facts, msg []byte) checkReport {
 	mc := milterConfig(c, r, nil)
 	d := mc.Evaluate(ctx, f)
-	rep := checkReport{Facts: f, Decision: d, DryRun: mc.DryRun, Fields: mc.Fields(f, d)}
+	if msg != nil {
+		d = mc.Rescue(ctx, f, d, msg)
+	}
+	rep := checkReport{Facts: f, Decision: d, DryRun: mc.DryRun, Fields: mc.Fields(f, d), Message: msg != nil}
 	if d.Skip == milter.SkipTrustedNetwork {
 		untrusted := *mc
 		untrusted.TrustedNetworks = nil
@@ -272,6 +320,15 @@ func toJSON(o *spf.Outcome, trace bool) *outcomeJSON {
 	return j
 }
 
+// signatureJSON is one DKIM signature's verification in check --json.
+type signatureJSON struct {
+	Result   dkim.Result `json:"result"`
+	Domain   string      `json:"domain"`
+	Selector string      `json:"selector"`
+	B        string      `json:"b"`
+	Problem  string      `json:"problem"`
+}
+
 func (rep *checkReport) writeJSON(w io.Writer, trace bool) error {
 	hdrs := map[string]string{}
 	for _, f := range rep.Fields {
@@ -291,10 +348,21 @@ func (rep *checkReport) writeJSON(w io.Writer, trace bool) error {
 		DNSQueries   int               `json:"dns_queries"`
 		DNSCacheHits int               `json:"dns_cache_hits"`
 		Headers      map[string]string `json:"headers"`
+		DKIM         []signatureJSON   `json:"dkim,omitempty"`
+		Rescue       *string           `json:"rescue,omitempty"`
 	}{
-		toJSON(rep.Decision.HELO, trace), toJSON(rep.Decision.MailFrom, trace),
-		rep.action(), rep.reason(), rep.Decision.Reply,
-		rep.Queries, rep.CacheHits, hdrs,
+		HELO: toJSON(rep.Decision.HELO, trace), MailFrom: toJSON(rep.Decision.MailFrom, trace),
+		Action: rep.action(), Reason: rep.reason(), Reply: rep.Decision.Reply,
+		DNSQueries: rep.Queries, DNSCacheHits: rep.CacheHits, Headers: hdrs,
+	}
+	if rep.Message {
+		out.Rescue = &rep.Decision.RescueOutcome
+		out.DKIM = []signatureJSON{}
+		if rep.Decision.DKIM != nil {
+			for _, s := range rep.Decision.DKIM.Signatures {
+				out.DKIM = append(out.DKIM, signatureJSON{s.Result, s.Domain, s.Selector, s.B, s.Problem})
+			}
+		}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -310,8 +378,13 @@ func (rep *checkReport) writeText(w io.Writer, trace bool) error {
 		fmt.Fprintf(&b, "%-9s %s sent, %s answered from the cache\n", "DNS:",
 			plural(rep.Queries, "query", "queries"), plural(rep.CacheHits, "lookup", "lookups"))
 	}
+	if rep.Message {
+		writeDKIM(&b, d)
+	}
 	action := rep.action()
 	switch {
+	case d.Rescued != nil:
+		action += fmt.Sprintf(" (mailfrom %s rescued by the DKIM signature of %s)", d.MailFrom.Result, d.Rescued.Domain)
 	case d.Identity != "":
 		var o *spf.Outcome
 		if d.Identity == spf.IdentityHELO {
@@ -342,6 +415,24 @@ func (rep *checkReport) writeText(w io.Writer, trace bool) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeDKIM writes the message's signatures and what the rescue found.
+func writeDKIM(b *strings.Builder, d milter.Decision) {
+	if d.DKIM == nil {
+		fmt.Fprintf(b, "%-9s not verified: the MAIL FROM result is not rejected, or dkim_rescue is off\n", "dkim:")
+		return
+	}
+	if len(d.DKIM.Signatures) == 0 {
+		fmt.Fprintf(b, "%-9s no signature\n", "dkim:")
+	}
+	for _, s := range d.DKIM.Signatures {
+		fmt.Fprintf(b, "%-9s %s d=%s s=%s b=%s\n", "dkim:", s.Result, s.Domain, s.Selector, s.B)
+		if s.Problem != "" {
+			fmt.Fprintf(b, "          problem: %s\n", s.Problem)
+		}
+	}
+	fmt.Fprintf(b, "%-9s %s\n", "rescue:", d.RescueOutcome)
 }
 
 // skipText says why SPF is not evaluated for a skip reason.

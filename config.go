@@ -37,6 +37,8 @@ type Config struct {
 	Reject            []spf.Result
 	RejectHELO        []spf.Result
 	DeferTemperror    bool
+	DKIMRescue        milter.Rescue
+	DKIMMaxBytes      int64
 	DryRun            bool
 	RejectText        string
 	IdleTimeout       time.Duration
@@ -233,6 +235,33 @@ var settings = []*setting{
 		set: boolean(func(c *Config) *bool { return &c.DeferTemperror }),
 	},
 	{
+		key: "dkim_rescue", def: "off", arg: "MODE",
+		usage: "`off`, `mailfrom` or `from`. With `mailfrom`, a message whose MAIL FROM result is to be rejected (`reject`) is accepted at MAIL FROM and decided at end of message: rejected with the same reply unless a valid DKIM signature's `d=` is aligned with the MAIL FROM domain (same organizational domain, RFC 7489 §3.1.1), as forwarded mail usually has; `from` also accepts alignment with the From header's domain. A key lookup that fails temporarily defers the message under `defer_temperror`.", reload: true,
+		set: one(func(c *Config, v string) error {
+			switch m := milter.Rescue(strings.ToLower(v)); m {
+			case milter.RescueOff, milter.RescueMailFrom, milter.RescueFrom:
+				c.DKIMRescue = m
+				return nil
+			}
+			return fmt.Errorf("unknown mode %q (want off, mailfrom or from)", v)
+		}),
+	},
+	{
+		key: "dkim_max_bytes", def: "4MiB", arg: "SIZE",
+		usage: "Largest message (header and body) whose DKIM signatures are verified for `dkim_rescue`; a larger one is not rescued. At most 5 signatures are verified per message. Bytes, or a number with `KiB`, `MiB` or `GiB`; at least `64KiB`.", reload: true,
+		set: one(func(c *Config, v string) error {
+			n, err := parseSize(v)
+			if err != nil {
+				return err
+			}
+			if n < minDKIMBytes {
+				return fmt.Errorf("size %q too small (want at least 64KiB)", v)
+			}
+			c.DKIMMaxBytes = n
+			return nil
+		}),
+	},
+	{
 		key: "dry_run", def: "false",
 		usage: "Add the headers and log the verdicts, but never reject nor defer.", reload: true,
 		set: boolean(func(c *Config) *bool { return &c.DryRun }),
@@ -401,6 +430,10 @@ func results(field func(*Config) *[]spf.Result) func(*Config, []string) error {
 // minCacheBytes is the smallest cache_max_bytes: a DNS answer may hold 64 KiB,
 // and a cache should hold many.
 const minCacheBytes = 1 << 20
+
+// minDKIMBytes is the smallest dkim_max_bytes: below it, ordinary text
+// mail would go unverified.
+const minDKIMBytes = 64 << 10
 
 // parseSize takes a number of bytes, optionally with a binary unit: 512KiB,
 // 32MiB, 1GiB.

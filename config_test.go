@@ -61,6 +61,8 @@ func TestDefaults(t *testing.T) {
 		Reject:            []spf.Result{},
 		RejectHELO:        []spf.Result{},
 		DeferTemperror:    false,
+		DKIMRescue:        milter.RescueOff,
+		DKIMMaxBytes:      4 << 20,
 		DryRun:            false,
 		RejectText:        "SPF {result} for {domain}: {explanation}",
 		IdleTimeout:       10 * time.Minute,
@@ -156,6 +158,8 @@ resolver:
 trusted_networks: 10.0.0.0/8, 192.0.2.7
 reject: [fail, permerror]
 defer_temperror: true
+dkim_rescue: From
+dkim_max_bytes: 1MiB
 authserv_id:
 check_timeout: 30s
 cache_size: 0
@@ -176,6 +180,9 @@ log_level: warn
 	}
 	if !slices.Equal(c.Reject, []spf.Result{spf.Fail, spf.Permerror}) || !c.DeferTemperror {
 		t.Errorf("reject %v defer %v", c.Reject, c.DeferTemperror)
+	}
+	if c.DKIMRescue != milter.RescueFrom || c.DKIMMaxBytes != 1<<20 {
+		t.Errorf("dkim_rescue %q dkim_max_bytes %d", c.DKIMRescue, c.DKIMMaxBytes)
 	}
 	if c.CheckTimeout != 30*time.Second || c.CacheSize != 0 || c.LogLevel != slog.LevelWarn {
 		t.Errorf("check %v cache %d level %v", c.CheckTimeout, c.CacheSize, c.LogLevel)
@@ -259,6 +266,8 @@ func TestBadValues(t *testing.T) {
 		"reject":             "pass",
 		"reject_helo":        "temperror",
 		"defer_temperror":    "yes please",
+		"dkim_rescue":        "dmarc",
+		"dkim_max_bytes":     "1KiB",
 		"dry_run":            "2",
 		"reject_text":        "line\nbreak",
 		"idle_timeout":       "-1s",

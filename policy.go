@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 
+	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/milter"
 	"github.com/spfmilter/spfmilter/spf"
 )
@@ -53,6 +54,10 @@ func milterConfig(c *Config, r spf.Resolver, records *spf.RecordCache) *milter.C
 		SkipAuthenticated: c.SkipAuthenticated,
 		DryRun:            c.DryRun,
 		RejectText:        c.RejectText,
+		DKIMRescue:        c.DKIMRescue,
+		// Key lookups go through the same resolver as the SPF checks: its
+		// cache, its timeouts, its DNS metrics.
+		DKIM: &dkim.Verifier{Resolver: r, MaxBytes: c.DKIMMaxBytes, MaxSignatures: dkim.DefaultMaxSignatures},
 	}
 }
 

@@ -7,18 +7,22 @@ import (
 
 // signatureFields returns one Signature (Domain, Selector, B filled in) per
 // DKIM-Signature field of msg's header, top to bottom: the order in which
-// go-msgauth verifies them. The header ends at the first empty line, as
-// go-msgauth reads it.
+// go-msgauth verifies them.
 func signatureFields(msg []byte) []Signature {
 	var sigs []Signature
-	var field []byte
-	flush := func() {
-		name, value, ok := bytes.Cut(field, []byte(":"))
-		if ok && strings.EqualFold(strings.TrimSpace(string(name)), "DKIM-Signature") {
-			sigs = append(sigs, signatureTags(string(value)))
+	for _, f := range headerFields(msg) {
+		name, value, ok := strings.Cut(f, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(name), "DKIM-Signature") {
+			sigs = append(sigs, signatureTags(value))
 		}
-		field = field[:0]
 	}
+	return sigs
+}
+
+// headerFields splits msg's header into unfolded fields. The header ends at
+// the first empty line, as go-msgauth reads it.
+func headerFields(msg []byte) []string {
+	var fields []string
 	for len(msg) > 0 {
 		line := msg
 		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
@@ -30,15 +34,13 @@ func signatureFields(msg []byte) []Signature {
 		if len(line) == 0 {
 			break
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			field = append(field, line...)
+		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
+			fields[len(fields)-1] += string(line)
 			continue
 		}
-		flush()
-		field = append(field, line...)
+		fields = append(fields, string(line))
 	}
-	flush()
-	return sigs
+	return fields
 }
 
 // signatureTags reads d=, s= and b= from a DKIM-Signature value (RFC 6376

@@ -72,17 +72,16 @@ func (v *Verifier) maxSignatures() int {
 // accepted (Policy), whether or not text follows the signed length, since
 // whatever follows is not covered by it (RFC 6376 §8.2).
 func (v *Verifier) Verify(ctx context.Context, msg []byte) Outcome {
-	sigs := signatureFields(msg)
-	if len(sigs) == 0 {
-		return Outcome{}
-	}
-	out := Outcome{Signatures: sigs}
+	out := Outcome{Signatures: signatureFields(msg)}
 	if int64(len(msg)) > v.Limit() {
 		out.Oversized = true
 		for i := range out.Signatures {
 			out.Signatures[i].Result = Neutral
 			out.Signatures[i].Problem = fmt.Sprintf("message larger than %d bytes not verified", v.Limit())
 		}
+		return out
+	}
+	if len(out.Signatures) == 0 {
 		return out
 	}
 	max := v.maxSignatures()

@@ -45,6 +45,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -84,6 +85,10 @@ type Config struct {
 	// RejectText is the reply text template; see the package docs for its
 	// placeholders.
 	RejectText string
+	// DKIMRescue is the dkim_rescue setting ("" is RescueOff); DKIM
+	// verifies the signatures when it is on (nil turns it off).
+	DKIMRescue Rescue
+	DKIM       *dkim.Verifier
 }
 
 // Observer receives the events metrics count. Labels are small fixed sets.

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/headers"
 	"github.com/spfmilter/spfmilter/spf"
 )
@@ -41,6 +42,16 @@ type Decision struct {
 	// Reply is the SMTP reply for a reject or tempfail ("" for accept).
 	// Under Config.DryRun it is the reply that would have been sent.
 	Reply string
+	// Rescuable is set when the reject waits for the end of message, where
+	// Config.Rescue decides it from the message's DKIM signatures.
+	Rescuable bool
+	// DKIM is the verification of the message's signatures; nil when the
+	// message was not verified.
+	DKIM *dkim.Outcome
+	// Rescued is the signature that rescued the message; nil when none did.
+	Rescued *dkim.Signature
+	// RescueOutcome is what Rescue found (RescueLabels); "" before it ran.
+	RescueOutcome string
 }
 
 // Evaluate answers one MAIL command as the milter does, with no earlier
@@ -106,6 +117,7 @@ func (cfg *Config) evaluate(ctx context.Context, f Facts, hc **heloCheck, obs Ob
 		d.Identity = v.Outcome.Identity
 		d.Reply = replyFor(v, cfg.RejectText, f.IP, f.HELO)
 	}
+	d.Rescuable = cfg.rescuable(d)
 	return d
 }
 
@@ -129,6 +141,10 @@ func (cfg *Config) Fields(f Facts, d Decision) []headers.Field {
 	if !cfg.HideReceiver {
 		in.Receiver = cmp.Or(cfg.Receiver, id)
 	}
+	if d.DKIM != nil {
+		in.DKIM = d.DKIM.Signatures
+	}
+	in.Rescue = d.Rescued
 	return headers.Fields(in)
 }
 
