@@ -155,7 +155,7 @@ func readMessage(name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("flag --message: %v", err)
 	}
 	m := dkim.NewMessage(limit)
-	m.Body(dkim.CRLF(data))
+	m.Raw(dkim.CRLF(data))
 	return m.Bytes(), nil
 }
 

@@ -10,8 +10,9 @@ import (
 // given (header fields, then body chunks), keeping at most limit+1 bytes:
 // enough for Verify to tell that it is too large, never more.
 type Message struct {
-	buf   []byte
-	limit int64
+	buf    []byte
+	limit  int64
+	inBody bool // the empty line after the header was written
 }
 
 // NewMessage returns an empty Message bounded by limit bytes.
@@ -30,15 +31,34 @@ func (m *Message) Header(name, value string) {
 	m.write("\r\n")
 }
 
-// EndHeader adds the empty line between header and body.
-func (m *Message) EndHeader() { m.write("\r\n") }
+// EndHeader adds the empty line between header and body; Body and Bytes
+// add it when it was not.
+func (m *Message) EndHeader() {
+	if !m.inBody {
+		m.inBody = true
+		m.write("\r\n")
+	}
+}
 
 // Body adds a body chunk (already in CRLF form from the MTA).
-func (m *Message) Body(chunk []byte) { m.write(string(chunk)) }
+func (m *Message) Body(chunk []byte) {
+	m.EndHeader()
+	m.write(string(chunk))
+}
+
+// Raw adds a whole message in wire form, header and body, as read from a
+// file.
+func (m *Message) Raw(msg []byte) {
+	m.inBody = true
+	m.write(string(msg))
+}
 
 // Bytes returns what was collected: the whole message, or its first
 // limit+1 bytes when it is larger.
-func (m *Message) Bytes() []byte { return m.buf }
+func (m *Message) Bytes() []byte {
+	m.EndHeader()
+	return m.buf
+}
 
 func (m *Message) write(s string) {
 	room := m.limit + 1 - int64(len(m.buf))

@@ -28,7 +28,9 @@ var (
 	actions = milter.ActionLabels()
 	reasons = append(append([]string{reasonNone}, milter.SkipReasons()...), milter.ReasonDryRun)
 	stages  = milter.StageLabels()
-	qtypes  = resolver.QueryTypes()
+	// rescueOutcomes of a message decided by its DKIM signatures.
+	rescueOutcomes = milter.RescueLabels()
+	qtypes         = resolver.QueryTypes()
 	// outcomes of one DNS query: NOERROR with answers, NXDOMAIN, NOERROR
 	// without answers, SERVFAIL, no answer in time, anything else.
 	outcomes = resolver.Outcomes()

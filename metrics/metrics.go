@@ -55,6 +55,7 @@ type Metrics struct {
 	active        prometheus.Gauge
 	messages      prometheus.Counter
 	errors        *prometheus.CounterVec
+	rescues       *prometheus.CounterVec
 
 	dnsQueries  *prometheus.CounterVec
 	dnsDuration *prometheus.HistogramVec
@@ -109,6 +110,10 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 		Namespace: namespace, Subsystem: "milter", Name: "errors_total",
 		Help: "Failures while handling a milter session, by stage (" + list(stages) + ").",
 	}, []string{"stage"})
+	m.rescues = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "dkim", Name: "rescues_total",
+		Help: "Messages whose MAIL FROM result was to be rejected, decided at end of message by their DKIM signatures (dkim_rescue), by outcome (" + list(rescueOutcomes) + ").",
+	}, []string{"outcome"})
 	m.dnsQueries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "dns", Name: "queries_total",
 		Help: "DNS queries sent, by record type and outcome (" + list(outcomes) + ").",
@@ -176,7 +181,7 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 
 	reg.MustRegister(
 		m.spfResults, m.checkDuration, m.actions, m.connections, m.active,
-		m.messages, m.errors, m.dnsQueries, m.dnsDuration, m.cacheHits,
+		m.messages, m.errors, m.rescues, m.dnsQueries, m.dnsDuration, m.cacheHits,
 		m.cacheMisses, m.cacheEvicts, cacheSize, cacheBytes, recordBytes,
 		recordEvictions, serverCollector{m}, m.reloads,
 		m.reloadSuccessful, m.reloadTimestamp, build,
@@ -209,6 +214,9 @@ func (m *Metrics) preset() {
 	}
 	for _, s := range stages {
 		m.errors.WithLabelValues(s)
+	}
+	for _, o := range rescueOutcomes {
+		m.rescues.WithLabelValues(o)
 	}
 	for _, t := range qtypes {
 		for _, o := range outcomes {
@@ -262,6 +270,12 @@ func (m *Metrics) Action(action, reason string) {
 // Error counts a failure at a milter stage.
 func (m *Metrics) Error(stage string) {
 	m.errors.WithLabelValues(clamp(stage, stages)).Inc()
+}
+
+// DKIMRescue counts one message decided at end of message by its DKIM
+// signatures.
+func (m *Metrics) DKIMRescue(outcome string) {
+	m.rescues.WithLabelValues(clamp(outcome, rescueOutcomes)).Inc()
 }
 
 // ObserveQuery counts one DNS query of type qtype (TXT, A, AAAA, MX, PTR)

@@ -16,6 +16,13 @@
 // Policy.HELO entry applies to it. Every MAIL FROM starts a new verdict;
 // ABORT (RSET, STARTTLS, a rejection) forgets the current one.
 //
+// With Config.DKIMRescue on, a MAIL FROM reject waits for the end of the
+// message (see Rescue): the connection asks the MTA for the body, which is
+// collected (up to the verifier's byte bound) only for such messages and
+// answered and dropped for all others; at end of message the reject is
+// either sent then, with the same reply, or the message is accepted with
+// the dkim= results and the rescue noted in its headers.
+//
 // A reject or tempfail is answered with an SMFIR_REPLYCODE reply (RFC 7372:
 // fail, softfail, neutral, none → 550 5.7.23; permerror → 550 5.7.24;
 // temperror → 451 4.7.24 when deferred). Its text is Config.RejectText, see
@@ -106,12 +113,18 @@ type Observer interface {
 	// (SkipUnconfigured is also counted as Error(StageMail)); dry-run
 	// verdicts report the action they would take with reason ReasonDryRun.
 	// Reject and tempfail are reported at MAIL FROM, the others at end of
-	// message, so a transaction aborted before its end is not counted.
+	// message, so a transaction aborted before its end is not counted; a
+	// message that waits for its DKIM signatures (dkim_rescue) is
+	// reported at end of message whatever its action.
 	Action(action, reason string)
 	// Error counts failures by milter stage (StageLabels): StageMail,
 	// StageEOM, and StageConnection for a connection closed for a size
 	// bound or a timeout (idle, packet or session).
 	Error(stage string)
+	// DKIMRescue is called once per message that waited for its end
+	// under dkim_rescue, with what the signatures decided
+	// (RescueLabels).
+	DKIMRescue(outcome string)
 }
 
 // Values the Observer is called with besides the Action constants and the

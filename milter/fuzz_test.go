@@ -81,7 +81,7 @@ func FuzzSession(f *testing.F) {
 			t.Fatal(err)
 		}
 		var ed editor
-		if err := s.eom(&ed, map[string]string{"i": "Q"}); err != nil {
+		if _, err := s.eom(&ed, map[string]string{"i": "Q"}); err != nil {
 			t.Fatal(err)
 		}
 		for _, f := range ed.inserts {

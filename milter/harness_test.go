@@ -72,6 +72,7 @@ type recorder struct {
 	actions []string // "action/reason"
 	results []string // "identity=result"
 	errs    []string
+	rescues []string
 }
 
 func (r *recorder) ConnOpened() { r.mu.Lock(); r.opened++; r.mu.Unlock() }
@@ -92,6 +93,18 @@ func (r *recorder) Error(stage string) {
 	r.mu.Lock()
 	r.errs = append(r.errs, stage)
 	r.mu.Unlock()
+}
+
+func (r *recorder) DKIMRescue(outcome string) {
+	r.mu.Lock()
+	r.rescues = append(r.rescues, outcome)
+	r.mu.Unlock()
+}
+
+func (r *recorder) rescueList() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.rescues)
 }
 
 func (r *recorder) snapshot() (opened, closed int, actions, results, errs []string) {

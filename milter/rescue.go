@@ -46,12 +46,16 @@ const (
 	RescueOversized = "oversized"
 )
 
+// rescueOn reports whether dkim_rescue is on; a nil cfg has it off.
+func (cfg *Config) rescueOn() bool {
+	return cfg != nil && cfg.DKIM != nil && (cfg.DKIMRescue == RescueMailFrom || cfg.DKIMRescue == RescueFrom)
+}
+
 // rescuable reports whether d waits for the end of message: rescue is on,
 // and d rejects the message for its MAIL FROM result. A HELO rejection is
 // not rescued: a signature speaks for a domain, not for a host's name.
 func (cfg *Config) rescuable(d Decision) bool {
-	return (cfg.DKIMRescue == RescueMailFrom || cfg.DKIMRescue == RescueFrom) &&
-		cfg.DKIM != nil && d.Skip == "" && d.Action == ActionReject &&
+	return cfg.rescueOn() && d.Skip == "" && d.Action == ActionReject &&
 		d.Identity == spf.IdentityMailFrom && d.MailFrom != nil
 }
 

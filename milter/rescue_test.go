@@ -147,7 +147,7 @@ func TestRescueOversized(t *testing.T) {
 	cfg.DKIM.MaxBytes = int64(len(msg) - 1)
 	facts := Facts{IP: netip.MustParseAddr(clientA), HELO: "helo.pass.test", Sender: "alice@fail.test"}
 	m := dkim.NewMessage(cfg.DKIM.Limit())
-	m.Body(msg)
+	m.Raw(msg)
 	d := cfg.Rescue(context.Background(), facts, cfg.Evaluate(context.Background(), facts), m.Bytes())
 	if d.Action != ActionReject || d.RescueOutcome != RescueOversized {
 		t.Errorf("got %s/%s", d.Action, d.RescueOutcome)

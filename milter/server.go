@@ -14,7 +14,8 @@ import (
 
 // What the milter asks of the MTA at negotiation. Only the stages that carry
 // something we use are kept: RCPT, DATA, EOH, unknown commands and the body
-// are switched off to save round trips. Every configuration needs the rest:
+// are switched off to save round trips (the body is asked for only while
+// dkim_rescue is on; see conn.answered). Every configuration needs the rest:
 // CONNECT for the client address, HELO for the HELO identity, MAIL FROM for
 // the checks, the header fields for forged Authentication-Results and the
 // end of message for our fields. Header fields, CONNECT and HELO go without

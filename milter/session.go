@@ -11,6 +11,7 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 
+	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/headers"
 	"github.com/spfmilter/spfmilter/spf"
 )
@@ -121,6 +122,16 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 	ctx, stop := s.checkContext()
 	defer stop()
 	msg.dec = cfg.evaluate(ctx, msg.facts, &s.heloCheck, s.srv.obs)
+	if msg.dec.Rescuable {
+		if s.conn != nil && s.conn.bodyOK {
+			// Decided at end of message, from the DKIM signatures.
+			s.conn.msg = dkim.NewMessage(cfg.DKIM.Limit())
+			return gomilter.RespContinue, nil
+		}
+		// dkim_rescue was turned on after this connection was
+		// negotiated without the body: decided now, as without it.
+		msg.dec.Rescuable = false
+	}
 	if msg.dec.Action == ActionAccept || cfg.DryRun {
 		return gomilter.RespContinue, nil
 	}
@@ -155,11 +166,18 @@ func (s *session) BodyChunk([]byte, *gomilter.Modifier) (gomilter.Response, erro
 // Body is the end of the message. The answer is continue, which both MTAs
 // take as accept at this stage, so the session lives on for the next
 // message of the connection.
+//
+// A message that waited for its end (dkim_rescue) and is not rescued gets
+// its reject or tempfail reply here instead, with no header edits.
 func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
-	if err := s.eom(s.conn.editor(m), m.Macros); err != nil {
+	reply, err := s.eom(s.conn.editor(m), m.Macros)
+	if err != nil {
 		s.srv.obs.Error(StageEOM)
 		s.log().Error("milter end of message", "err", err)
 		return nil, err
+	}
+	if reply != "" {
+		return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), reply), nil
 	}
 	return gomilter.RespContinue, nil
 }
@@ -170,13 +188,33 @@ type headerEditor interface {
 	InsertHeader(index int, name, value string) error
 }
 
-func (s *session) eom(ed headerEditor, macros map[string]string) error {
+// eom writes the end-of-message edits, or returns the reply of a message
+// that waited for its end and is refused after all.
+func (s *session) eom(ed headerEditor, macros map[string]string) (string, error) {
 	msg := s.msg
 	s.msg = nil
+	var collected *dkim.Message
+	if s.conn != nil {
+		collected, s.conn.msg = s.conn.msg, nil
+	}
 	if msg == nil || msg.done {
-		return nil
+		return "", nil
 	}
 	msg.queueID = cmp.Or(macros["i"], msg.queueID)
+	if msg.dec.Rescuable {
+		var raw []byte
+		if collected != nil {
+			raw = collected.Bytes()
+		}
+		ctx, stop := s.checkContext()
+		msg.dec = msg.cfg.Rescue(ctx, msg.facts, msg.dec, raw)
+		stop()
+		s.srv.obs.DKIMRescue(msg.dec.RescueOutcome)
+		if msg.dec.Action != ActionAccept && !msg.cfg.DryRun {
+			s.report(msg, "reply", msg.dec.Reply)
+			return msg.dec.Reply, nil
+		}
+	}
 	id := msg.cfg.authservID(s.j)
 
 	// RFC 8601 §5: fields that claim our authserv-id and arrive from outside
@@ -186,7 +224,7 @@ func (s *session) eom(ed headerEditor, macros map[string]string) error {
 	for i := len(msg.ar); i >= 1; i-- {
 		if headers.ClaimsAuthservID(msg.ar[i-1], id) {
 			if err := ed.ChangeHeader(i, arName, ""); err != nil {
-				return err
+				return "", err
 			}
 			s.log().Info("removed a forged Authentication-Results field", "queue_id", msg.queueID, "index", i)
 		}
@@ -198,7 +236,7 @@ func (s *session) eom(ed headerEditor, macros map[string]string) error {
 		// Fields' order.
 		for i := len(fields) - 1; i >= 0; i-- {
 			if err := ed.InsertHeader(0, fields[i].Name, fields[i].Value); err != nil {
-				return err
+				return "", err
 			}
 		}
 	}
@@ -207,10 +245,13 @@ func (s *session) eom(ed headerEditor, macros map[string]string) error {
 	} else {
 		s.report(msg)
 	}
-	return nil
+	return "", nil
 }
 
 func (s *session) Abort(m *gomilter.Modifier) error {
+	if s.conn != nil {
+		s.conn.msg = nil
+	}
 	if s.msg != nil && !s.msg.done {
 		s.log().Debug("milter transaction aborted", "queue_id", s.msg.queueID, "sender", s.msg.facts.Sender)
 	}
@@ -250,6 +291,12 @@ func (s *session) report(msg *message, extra ...any) {
 	}
 	if msg.authAuthen != "" {
 		attrs = append(attrs, "auth", msg.authAuthen)
+	}
+	if d.RescueOutcome != "" {
+		attrs = append(attrs, "dkim_rescue", d.RescueOutcome)
+		if d.Rescued != nil {
+			attrs = append(attrs, "dkim_domain", d.Rescued.Domain)
+		}
 	}
 	attrs = append(attrs, extra...)
 	attrs = append(attrs, "duration", time.Since(msg.start))
@@ -293,3 +340,4 @@ func (nopObserver) ConnClosed()                             {}
 func (nopObserver) SPFResult(string, string, time.Duration) {}
 func (nopObserver) Action(string, string)                   {}
 func (nopObserver) Error(string)                            {}
+func (nopObserver) DKIMRescue(string)                       {}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/spfmilter/spfmilter/dkim"
 )
 
 // Bounds on what an MTA (or anything that reaches the milter socket) may
@@ -111,6 +113,14 @@ type conn struct {
 	noReply   gomilter.OptProtocol // NR flags in force
 	hdrBytes  int
 
+	// bodyOK is set when the MTA sends the body: dkim_rescue was on at
+	// negotiation. msg, set by the session for a message that waits for
+	// its end (Decision.Rescuable), collects its header fields and body;
+	// nil otherwise, and then body chunks are answered and dropped here,
+	// never held.
+	bodyOK bool
+	msg    *dkim.Message
+
 	closeOnce sync.Once
 }
 
@@ -186,9 +196,17 @@ func (c *conn) answered() {
 		// the no-reply steps only where the MTA offered them.
 		if len(resp) >= 17 && resp[4] == 'O' {
 			proto := gomilter.OptProtocol(binary.BigEndian.Uint32(resp[13:]))
-			proto &^= offerFlags &^ c.offered
+			if c.s.cfg.Load().rescueOn() {
+				// The body, for the messages that wait for it, and
+				// without answers to its chunks where the MTA offers
+				// that (SMFIP_NR_BODY).
+				proto &^= gomilter.OptNoBody
+				proto |= gomilter.OptNoBodyReply
+			}
+			proto &^= (offerFlags | gomilter.OptNoBodyReply) &^ c.offered
 			binary.BigEndian.PutUint32(resp[13:], uint32(proto))
-			c.noReply = proto & offerFlags
+			c.noReply = proto & (offerFlags | gomilter.OptNoBodyReply)
+			c.bodyOK = proto&gomilter.OptNoBody == 0
 			if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
 				c.s.log.Debug("milter negotiated", "remote", c.remote(), "mta_protocol", fmt.Sprintf("%#x", uint32(c.offered)),
 					"protocol", fmt.Sprintf("%#x", uint32(proto)),
@@ -304,7 +322,11 @@ func (c *conn) inspect(p []byte) (bool, error) {
 			// gives none (go-milter writes nothing for it).
 			c.wbuf = append(c.wbuf, 0, 0, 0, 1, byte(gomilter.ActContinue))
 		}
-		name, _, _ := bytes.Cut(data, []byte{0})
+		name, rest, _ := bytes.Cut(data, []byte{0})
+		if c.msg != nil {
+			value, _, _ := bytes.Cut(rest, []byte{0})
+			c.msg.Header(string(name), string(value))
+		}
 		if !bytes.EqualFold(name, arNameBytes) {
 			return false, nil
 		}
@@ -312,8 +334,18 @@ func (c *conn) inspect(p []byte) (bool, error) {
 		if c.hdrBytes > MaxHeaderBytes {
 			return false, fmt.Errorf("%w: more than %d bytes of %s fields in one message", errBound, MaxHeaderBytes, arName)
 		}
+	case gomilter.CodeBody:
+		// Only asked for under dkim_rescue; the session never sees it.
+		if c.noReply&gomilter.OptNoBodyReply == 0 {
+			c.wbuf = append(c.wbuf, 0, 0, 0, 1, byte(gomilter.ActContinue))
+		}
+		if c.msg != nil {
+			c.msg.Body(data)
+		}
+		return false, nil
 	case gomilter.CodeMail, gomilter.CodeAbort:
 		c.hdrBytes = 0
+		c.msg = nil
 	}
 	return true, nil
 }
