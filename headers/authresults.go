@@ -62,6 +62,14 @@ func authResultsValue(in Input) (string, bool) {
 	groups := make([][]string, len(parts))
 	for i, p := range parts {
 		groups[i] = words(p)
+		for j, w := range groups[i] {
+			// RFC 8601 §2.2: a pvalue without '@' is an RFC 2045 token or a
+			// quoted-string, and '/' (base64 in header.b) is a tspecial;
+			// authres writes it bare, as it would in a local-part.
+			if b, ok := strings.CutPrefix(w, "header.b="); ok && strings.Contains(b, "/") {
+				groups[i][j] = `header.b="` + b + `"`
+			}
+		}
 		if i < len(parts)-1 && len(groups[i]) > 0 {
 			groups[i][len(groups[i])-1] += ";"
 		}

@@ -165,7 +165,7 @@ var goldenCases = []struct {
 		in.MailFrom.Mechanism = "-all"
 		in.DKIM = []dkim.Signature{
 			{Result: dkim.Fail, Domain: "forwarder.example", Selector: "2026", B: "Zm9yd2FyZGVy"},
-			{Result: dkim.Pass, Domain: "mail.example.com", Selector: "sel1", B: "dGhlK3NlbmRl"},
+			{Result: dkim.Pass, Domain: "mail.example.com", Selector: "sel1", B: "dGhl/3NlbmRl"},
 		}
 		in.Rescue = &in.DKIM[1]
 		return in
