@@ -79,6 +79,12 @@ func startMilters(t *testing.T, dnsAddr string) (mark, rej, dry *milterProc) {
 	return mark, rej, dry
 }
 
+// startRescueMilter starts the milter behind mtaRun.Rescue4.
+func startRescueMilter(t *testing.T, dnsAddr string) *milterProc {
+	t.Helper()
+	return startMilter(t, "rescue", dnsAddr, "--reject", "fail", "--defer-temperror", "--dkim-rescue", "mailfrom", "--log-level", "debug")
+}
+
 // startMilter runs spfmilter against the test DNS server, trusting no
 // network (the clients come from loopback), with our authserv-id. extra
 // flags are appended (e.g. --reject fail).

@@ -161,14 +161,17 @@ func postfixRun(t *testing.T) *mtaRun {
 	dns := startDNS(t)
 	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
 	mark, rej, dry := startMilters(t, dns.Addr())
+	resc := startRescueMilter(t, dns.Addr())
 	s := startSink(t, dir)
-	p1, p2, p3 := freePort(t), freePort(t), freePort(t)
+	p1, p2, p3, p4 := freePort(t), freePort(t), freePort(t), freePort(t)
 	r := &mtaRun{
 		Name:    "postfix",
 		Mark4:   fmt.Sprintf("127.0.0.1:%d", p1),
 		Mark6:   fmt.Sprintf("[::1]:%d", p1),
 		Reject4: fmt.Sprintf("127.0.0.1:%d", p2),
 		DryRun4: fmt.Sprintf("127.0.0.1:%d", p3),
+		Rescue4: fmt.Sprintf("127.0.0.1:%d", p4),
+		Rescue:  resc,
 		Sink:    s,
 		OwnReceived: func(f headerField) bool {
 			return strings.Contains(f.Value, "by "+mtaHost+" (Postfix)")
@@ -180,6 +183,7 @@ func postfixRun(t *testing.T) *mtaRun {
 		{Addr: r.Mark6, Milter: mark.Addr},
 		{Addr: r.Reject4, Milter: rej.Addr},
 		{Addr: r.DryRun4, Milter: dry.Addr},
+		{Addr: r.Rescue4, Milter: resc.Addr},
 	})
 	return r
 }
@@ -187,4 +191,5 @@ func postfixRun(t *testing.T) *mtaRun {
 func TestPostfix(t *testing.T) {
 	r := postfixRun(t)
 	runScenarios(t, r)
+	runRescue(t, r)
 }

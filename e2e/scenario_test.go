@@ -19,6 +19,10 @@ type mtaRun struct {
 	Mark6   string // SMTP address, [::1], marking milter
 	Reject4 string // SMTP address, 127.0.0.1, rejecting milter
 	DryRun4 string // SMTP address, 127.0.0.1, rejecting milter in dry-run mode
+	// Rescue4 is an SMTP address, 127.0.0.1, with a milter that rejects
+	// MAIL FROM fails unless DKIM rescues them (--dkim-rescue mailfrom).
+	Rescue4 string
+	Rescue  *milterProc
 	Sink    *sink
 	// TLS is the client configuration for STARTTLS with this MTA.
 	TLS *tls.Config

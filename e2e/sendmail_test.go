@@ -191,15 +191,18 @@ func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 	dns := startDNS(t)
 	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
 	mark, rej, dry := startMilters(t, dns.Addr())
+	resc := startRescueMilter(t, dns.Addr())
 	s := startSink(t, openRunDir(t))
 	cert := newTestCert(t, dir)
-	p1, p2, p3 := freePort(t), freePort(t), freePort(t)
+	p1, p2, p3, p4 := freePort(t), freePort(t), freePort(t), freePort(t)
 	r := &mtaRun{
 		Name:    "sendmail",
 		Mark4:   fmt.Sprintf("127.0.0.1:%d", p1),
 		Mark6:   fmt.Sprintf("[::1]:%d", p1),
 		Reject4: fmt.Sprintf("127.0.0.1:%d", p2),
 		DryRun4: fmt.Sprintf("127.0.0.1:%d", p3),
+		Rescue4: fmt.Sprintf("127.0.0.1:%d", p4),
+		Rescue:  resc,
 		Sink:    s,
 		TLS:     cert.Config(),
 		OwnReceived: func(f headerField) bool {
@@ -208,12 +211,13 @@ func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 		Mark: mark,
 	}
 	cf, _ := startSendmail(t, dir, ns, s.Port,
-		[]sendmailFilter{{Name: "spfmark", Milter: mark}, {Name: "spfreject", Milter: rej}, {Name: "spfdryrun", Milter: dry}},
+		[]sendmailFilter{{Name: "spfmark", Milter: mark}, {Name: "spfreject", Milter: rej}, {Name: "spfdryrun", Milter: dry}, {Name: "spfrescue", Milter: resc}},
 		[]sendmailDaemon{
 			{Name: "MTA-v4", Family: "inet", Addr: "127.0.0.1", Port: p1, Filter: "spfmark"},
 			{Name: "MTA-v6", Family: "inet6", Addr: "::1", Port: p1, Filter: "spfmark"},
 			{Name: "MTA-reject", Family: "inet", Addr: "127.0.0.1", Port: p2, Filter: "spfreject"},
 			{Name: "MTA-dryrun", Family: "inet", Addr: "127.0.0.1", Port: p3, Filter: "spfdryrun"},
+			{Name: "MTA-rescue", Family: "inet", Addr: "127.0.0.1", Port: p4, Filter: "spfrescue"},
 		})
 	return r, ns, cf
 }
@@ -221,6 +225,7 @@ func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 func TestSendmail(t *testing.T) {
 	r, ns, cf := sendmailRun(t)
 	runScenarios(t, r)
+	runRescue(t, r)
 	t.Run("sendmail -bs", func(t *testing.T) { testSendmailBS(t, r, ns, cf) })
 }
 

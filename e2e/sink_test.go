@@ -138,9 +138,14 @@ type message struct {
 	Header    []string // extra header lines, "Name: value"
 	Rcpt      string   // defaults to rcptAddr
 	WantReply int      // expected SMTP code at MAIL FROM; 0 means accepted
+	// Raw, when set, is sent as the whole message instead.
+	Raw string
 }
 
 func (m message) data() string {
+	if m.Raw != "" {
+		return m.Raw
+	}
 	var b strings.Builder
 	b.WriteString("Received: from old.example.net (old.example.net [192.0.2.99]) by relay.example.net; Sun, 1 Nov 2026 00:00:00 +0000\r\n")
 	for _, h := range m.Header {

@@ -42,9 +42,12 @@ var (
 //	slowhelo.example.test  the same, as a HELO name
 //	client.example.test    the HELO name, pass like pass.example.test
 //	badhelo.example.test   a HELO name that fails (-all)
+//
+// fail.example.test also publishes a DKIM key (dkimSelector), so that
+// its mail forwarded from 127.0.0.1 can be rescued.
 func testWorld() *spftest.Resolver {
 	addrs := func(as ...netip.Addr) []netip.Addr { return as }
-	return &spftest.Resolver{
+	w := &spftest.Resolver{
 		TXT: map[string][]string{
 			passDomain:     {"v=spf1 ip4:127.0.0.1 ip6:::1 -all"},
 			failDomain:     {"v=spf1 ip4:192.0.2.10 -all"},
@@ -75,6 +78,9 @@ func testWorld() *spftest.Resolver {
 			"TXT " + slowHELO:      spftest.ErrTimeout,
 		},
 	}
+	// failDomain's DKIM key (rescue_test.go).
+	w.TXT[dkimSelector+"._domainkey."+failDomain] = []string{dkimRecord()}
+	return w
 }
 
 // startDNS serves testWorld on port 53 of a 127.x address of its own: glibc
