@@ -247,7 +247,7 @@ var settings = []*setting{
 		}),
 	},
 	{
-		key: "dkim_max_bytes", def: "4MiB", arg: "SIZE",
+		key: "dkim_max_bytes", def: "1MiB", arg: "SIZE",
 		usage: "Largest message (header and body) whose DKIM signatures are verified for `dkim_rescue`; a larger one is not rescued. At most 5 signatures are verified per message. Bytes, or a number with `KiB`, `MiB` or `GiB`; at least `64KiB`.", reload: true,
 		set: one(func(c *Config, v string) error {
 			n, err := parseSize(v)

@@ -62,7 +62,7 @@ func TestDefaults(t *testing.T) {
 		RejectHELO:        []spf.Result{},
 		DeferTemperror:    false,
 		DKIMRescue:        milter.RescueOff,
-		DKIMMaxBytes:      4 << 20,
+		DKIMMaxBytes:      1 << 20,
 		DryRun:            false,
 		RejectText:        "SPF {result} for {domain}: {explanation}",
 		IdleTimeout:       10 * time.Minute,
@@ -159,7 +159,7 @@ trusted_networks: 10.0.0.0/8, 192.0.2.7
 reject: [fail, permerror]
 defer_temperror: true
 dkim_rescue: From
-dkim_max_bytes: 1MiB
+dkim_max_bytes: 2MiB
 authserv_id:
 check_timeout: 30s
 cache_size: 0
@@ -181,7 +181,7 @@ log_level: warn
 	if !slices.Equal(c.Reject, []spf.Result{spf.Fail, spf.Permerror}) || !c.DeferTemperror {
 		t.Errorf("reject %v defer %v", c.Reject, c.DeferTemperror)
 	}
-	if c.DKIMRescue != milter.RescueFrom || c.DKIMMaxBytes != 1<<20 {
+	if c.DKIMRescue != milter.RescueFrom || c.DKIMMaxBytes != 2<<20 {
 		t.Errorf("dkim_rescue %q dkim_max_bytes %d", c.DKIMRescue, c.DKIMMaxBytes)
 	}
 	if c.CheckTimeout != 30*time.Second || c.CacheSize != 0 || c.LogLevel != slog.LevelWarn {

@@ -30,7 +30,7 @@ const (
 	DefaultMaxSignatures = 5
 	// DefaultMaxBytes is the largest message (header and body) verified
 	// when Verifier.MaxBytes is 0.
-	DefaultMaxBytes = 4 << 20
+	DefaultMaxBytes = 1 << 20
 )
 
 // Verifier checks the DKIM signatures of messages. Its zero value is not
