@@ -33,13 +33,24 @@ func TestPostfixLoad(t *testing.T) {
 	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
 	enforce := startMilter(t, "enforce", dns.Addr(), "--reject", "fail")
 	mark := startMilter(t, "mark", dns.Addr())
+	rescue := startMilter(t, "rescue", dns.Addr(), "--reject", "fail", "--dkim-rescue", "mailfrom")
 	s := startSink(t, dir)
+
+	// A message of about size bytes signed by failDomain, LF line ends
+	// (smtp-source -F adds CR).
+	signedFile := filepath.Join(dir, "signed.eml")
+	m := message{ID: "load-signed", From: "load@" + failDomain}
+	m.Raw = strings.Replace(m.data(), bodyMarker, strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", size/64)+bodyMarker, 1)
+	if err := os.WriteFile(signedFile, []byte(strings.ReplaceAll(signed(t, m), "\r\n", "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	type variant struct {
 		name   string
 		milter string
 		from   string
 		addr   string
+		file   string // smtp-source -F: a whole message instead of -l bytes
 	}
 	variants := []variant{
 		{name: "no milter", from: "load@" + passDomain},
@@ -48,6 +59,11 @@ func TestPostfixLoad(t *testing.T) {
 		{name: "spfmilter enforcing (--reject fail), pass", milter: enforce.Addr, from: "load@" + passDomain},
 		// Senders that fail: the marking milter only adds headers.
 		{name: "spfmilter mark only, fail", milter: mark.Addr, from: "load@" + failDomain},
+		// dkim_rescue on: passing senders (the body stage is negotiated
+		// and each chunk dropped), then failing senders whose signature
+		// of failDomain rescues every message (collected and verified).
+		{name: "spfmilter enforcing + dkim_rescue, pass", milter: rescue.Addr, from: "load@" + passDomain},
+		{name: "spfmilter enforcing + dkim_rescue, fail rescued", milter: rescue.Addr, from: "load@" + failDomain, file: signedFile},
 	}
 	var listeners []postfixListener
 	for i := range variants {
@@ -61,10 +77,14 @@ func TestPostfixLoad(t *testing.T) {
 	for _, v := range variants {
 		host, port, _ := strings.Cut(v.addr, ":")
 		start := time.Now()
-		out, err := runCmd(10*time.Minute, source,
-			"-s", strconv.Itoa(sessions), "-m", strconv.Itoa(msgs), "-l", strconv.Itoa(size),
-			"-f", v.from, "-t", rcptAddr, "-M", mtaHost, "-S", "spfmilter load "+v.name,
-			host+":"+port)
+		args := []string{"-s", strconv.Itoa(sessions), "-m", strconv.Itoa(msgs),
+			"-f", v.from, "-t", rcptAddr, "-M", mtaHost}
+		if v.file != "" {
+			args = append(args, "-F", v.file)
+		} else {
+			args = append(args, "-l", strconv.Itoa(size), "-S", "spfmilter load "+v.name)
+		}
+		out, err := runCmd(10*time.Minute, source, append(args, host+":"+port)...)
 		elapsed := time.Since(start)
 		if err != nil {
 			t.Fatalf("%s: smtp-source: %v\n%s", v.name, err, out)
