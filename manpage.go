@@ -49,12 +49,13 @@ var manCommands = []manCmd{
 		},
 	},
 	{
-		name: "check", synopsis: "`check` `--ip` _IP_ `--sender` _ADDR_ `--helo` _NAME_ [`--json`] [`--trace`] [`--config` _FILE_] [_settings_]",
+		name: "check", synopsis: "`check` `--ip` _IP_ `--sender` _ADDR_ `--helo` _NAME_ [`--message` _FILE_] [`--json`] [`--trace`] [`--config` _FILE_] [_settings_]",
 		what: "Evaluates one SMTP client once, with the same settings as the daemon, and prints the HELO and MAIL FROM verdicts, the action and SMTP reply the daemon would give to MAIL FROM, and the header fields it would add. The exit status is 0 whatever the SPF results. It accepts `--config`, `--config.check` and every setting too.",
 		flags: []manCommandFlag{
 			{"ip", "IP", "The SMTP client's address (required)."},
 			{"sender", "ADDR", "The MAIL FROM address; empty is the null sender, checked as postmaster@HELO (RFC 7208 §2.4)."},
 			{"helo", "NAME", "The HELO or EHLO name; when empty or not a domain, the HELO identity is not checked."},
+			{"message", "FILE", "A stored message (`-` for standard input): with `dkim_rescue` on, a MAIL FROM result that is to be rejected is decided as at the end of the message, from its DKIM signatures, and the signatures and the rescue are printed."},
 			{"json", "", "Print one JSON object instead of text."},
 			{"trace", "", "Include the step-by-step evaluation: each check_host() call, the record it fetched and the term that matched."},
 		},
