@@ -13,7 +13,8 @@ import (
 
 // TestPostfixLoad is a bounded load run through Postfix on loopback with
 // smtp-source: the same messages without a milter, with spfmilter
-// enforcing (--reject fail) and with spfmilter marking only, each printed as
+// enforcing (--reject fail), with spfmilter marking only, and with
+// --dkim-rescue mailfrom for passing and for rescued failing senders, each printed as
 // messages per second accepted by Postfix. It measures; it asserts only that
 // every message was accepted and delivered. bench/postfix-load.sh runs it;
 // it is skipped unless SPFMILTER_LOAD=1.
