@@ -43,14 +43,14 @@ func (m *Message) EndHeader() {
 // Body adds a body chunk (already in CRLF form from the MTA).
 func (m *Message) Body(chunk []byte) {
 	m.EndHeader()
-	m.write(string(chunk))
+	m.writeBytes(chunk)
 }
 
 // Raw adds a whole message in wire form, header and body, as read from a
 // file.
 func (m *Message) Raw(msg []byte) {
 	m.inBody = true
-	m.write(string(msg))
+	m.writeBytes(msg)
 }
 
 // Bytes returns what was collected: the whole message, or its first
@@ -61,14 +61,22 @@ func (m *Message) Bytes() []byte {
 }
 
 func (m *Message) write(s string) {
-	room := m.limit + 1 - int64(len(m.buf))
-	if room <= 0 {
-		return
-	}
-	if int64(len(s)) > room {
+	if room := m.room(); int64(len(s)) > room {
 		s = s[:room]
 	}
 	m.buf = append(m.buf, s...)
+}
+
+func (m *Message) writeBytes(b []byte) {
+	if room := m.room(); int64(len(b)) > room {
+		b = b[:room]
+	}
+	m.buf = append(m.buf, b...)
+}
+
+// room is what may still be kept: up to limit+1 bytes in all.
+func (m *Message) room() int64 {
+	return max(0, m.limit+1-int64(len(m.buf)))
 }
 
 // crlf turns bare LF line ends into CRLF.

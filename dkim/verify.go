@@ -84,10 +84,10 @@ func (v *Verifier) Verify(ctx context.Context, msg []byte) Outcome {
 	if len(out.Signatures) == 0 {
 		return out
 	}
-	max := v.maxSignatures()
+	maxSigs := v.maxSignatures()
 	opts := &msgdkim.VerifyOptions{
 		LookupTXT:        lookupTXT(ctx, v.Resolver),
-		MaxVerifications: max,
+		MaxVerifications: maxSigs,
 	}
 	verifs, err := msgdkim.VerifyWithOptions(bytes.NewReader(msg), opts)
 	if err != nil && !errors.Is(err, msgdkim.ErrTooManySignatures) {
@@ -100,9 +100,9 @@ func (v *Verifier) Verify(ctx context.Context, msg []byte) Outcome {
 	}
 	for i := range out.Signatures {
 		s := &out.Signatures[i]
-		if i >= len(verifs) || i >= max {
+		if i >= len(verifs) || i >= maxSigs {
 			s.Result = Neutral
-			s.Problem = fmt.Sprintf("not verified: more than %d signatures", max)
+			s.Problem = fmt.Sprintf("not verified: more than %d signatures", maxSigs)
 			continue
 		}
 		vf := verifs[i]
