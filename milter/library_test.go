@@ -138,6 +138,10 @@ func TestLibraryNewMilterAfterFinalResponse(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// The library writes its answer to the end of message before
+			// it calls NewMilter; the answer to one more command proves
+			// that call has happened.
+			m.helo("helo.pass.test")
 			m.cs.Close()
 			ps.mu.Lock()
 			defer ps.mu.Unlock()
