@@ -1,6 +1,7 @@
 package headers
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 
@@ -34,22 +35,26 @@ import (
 //     (HELOResult nil or NotChecked: no SPF result exists, RFC 7208 §2.3)
 //     and when the HELO is not a domain name (an address literal, garbage):
 //     a bare "spf=<result>" could not be told from the MAIL FROM result.
-//   - No reason= is written: its free text would need quoting, and the
-//     problem is in Received-SPF below.
+//   - reason= is written for a permerror only, and only as its cause token
+//     (spf.Cause, e.g. reason=lookup_limit), which authres writes unquoted
+//     and reads back: free text would need quoting, and the problem is in
+//     Received-SPF below.
 func authResultsValue(in Input) (string, bool) {
 	id := authservToken(in.AuthservID)
 	if id == "" {
 		return "", false
 	}
 	results := []authres.Result{&authres.SPFResult{
-		Value: resultValue(in.MailFrom.Result),
-		From:  mailfromPvalue(in),
+		Value:  resultValue(in.MailFrom.Result),
+		Reason: reason(in.MailFrom),
+		From:   mailfromPvalue(in),
 	}}
 	if in.HELOResult != nil && !in.HELOResult.NotChecked {
 		if d := domainPvalue(in.HELO); d != "" {
 			results = append(results, &authres.SPFResult{
-				Value: resultValue(in.HELOResult.Result),
-				Helo:  d,
+				Value:  resultValue(in.HELOResult.Result),
+				Reason: reason(*in.HELOResult),
+				Helo:   d,
 			})
 		}
 	}
@@ -101,6 +106,15 @@ func dkimValue(r dkim.Result) authres.ResultValue {
 		return authres.ResultValue(r)
 	}
 	return authres.ResultPermError
+}
+
+// reason is the reason of a permerror: its cause token, when it is one of
+// spf.Causes (a token authres writes bare).
+func reason(o spf.Outcome) string {
+	if o.Result == spf.Permerror && slices.Contains(spf.Causes(), o.Cause) {
+		return string(o.Cause)
+	}
+	return ""
 }
 
 // resultValue maps an SPF result to its RFC 8601 §2.7.2 result word, which

@@ -92,6 +92,18 @@ var goldenCases = []struct {
 		in.MailFrom.Result = spf.Permerror
 		in.MailFrom.Mechanism = ""
 		in.MailFrom.Problem = `unknown mechanism "foo:bar" in example.com`
+		in.MailFrom.Cause = spf.CauseSyntax
+		return in
+	}},
+	{"permerror-helo-limit", func() Input {
+		in := base()
+		in.MailFrom.Result = spf.Permerror
+		in.MailFrom.Mechanism = ""
+		in.MailFrom.Problem = "more than 10 DNS-causing terms (at include:l11.example.com)"
+		in.MailFrom.Cause = spf.CauseLookupLimit
+		h := *in.HELOResult
+		h.Result, h.Mechanism, h.Cause, h.Problem = spf.Permerror, "", spf.CauseVoidLookupLimit, "more than 2 void lookups"
+		in.HELOResult = &h
 		return in
 	}},
 	{"null-sender", func() Input {

@@ -1,6 +1,7 @@
 package headers
 
 import (
+	"github.com/spfmilter/spfmilter/spf"
 	"reflect"
 	"strings"
 	"testing"
@@ -66,12 +67,20 @@ func TestAuthResultsRoundTrip(t *testing.T) {
 			if len(fs) != 2 || fs[0].Name != NameAuthenticationResults || fs[1].Name != NameReceivedSPF {
 				t.Fatalf("fields %v, want Authentication-Results above Received-SPF", fs)
 			}
+			// A permerror's cause reads back as the reason.
+			cause := func(o spf.Outcome) string {
+				if o.Result == spf.Permerror {
+					return string(o.Cause)
+				}
+				return ""
+			}
 			want := []authres.Result{&authres.SPFResult{
-				Value: resultValue(in.MailFrom.Result),
-				From:  mailfromPvalue(in),
+				Value:  resultValue(in.MailFrom.Result),
+				Reason: cause(in.MailFrom),
+				From:   mailfromPvalue(in),
 			}}
 			if in.HELOResult != nil && domainPvalue(in.HELO) != "" {
-				want = append(want, &authres.SPFResult{Value: resultValue(in.HELOResult.Result), Helo: domainPvalue(in.HELO)})
+				want = append(want, &authres.SPFResult{Value: resultValue(in.HELOResult.Result), Reason: cause(*in.HELOResult), Helo: domainPvalue(in.HELO)})
 			}
 			// authres reads header.d of dkim= and drops header.s and header.b.
 			for _, sig := range in.DKIM {

@@ -58,7 +58,7 @@ func NewReceivedSPF(in Input) ReceivedSPF {
 		HELO:         in.HELO,
 		Identity:     id,
 		Mechanism:    o.Mechanism,
-		Problem:      o.Problem,
+		Problem:      problem(o),
 		Explanation:  o.Explanation,
 		Rescue:       rescueDomain(in.Rescue),
 	}
@@ -69,6 +69,16 @@ func rescueDomain(s *dkim.Signature) string {
 		return ""
 	}
 	return domainPvalue(s.Domain)
+}
+
+// problem is the problem key of o: for a permerror, its cause token first
+// ("lookup_limit: more than 10 DNS-causing terms …"), so that the cause can
+// be read back by splitting at the first ':'.
+func problem(o spf.Outcome) string {
+	if o.Result == spf.Permerror && o.Cause != "" {
+		return string(o.Cause) + ": " + o.Problem
+	}
+	return o.Problem
 }
 
 // knownResult returns r if it is an RFC 7208 §2.6 result; anything else is

@@ -161,6 +161,9 @@ func (c *Checker) run(ctx context.Context, o Outcome, a Args, local string, star
 		}
 	case None, Temperror, Permerror:
 		o.Problem = e.problem
+		if res == Permerror {
+			o.Cause = e.cause
+		}
 		if res == None {
 			o.Mechanism = ""
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -202,21 +203,25 @@ func TestPTRNameLimit(t *testing.T) {
 	}
 }
 
+// A loop is caught at the first include or redirect back to a domain
+// under evaluation, before the §4.6.4 limits would stop it, and reported
+// as its own cause.
 func TestLoops(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		recs map[string]string
+		name  string
+		recs  map[string]string
+		terms int
 	}{
-		{"include self", map[string]string{"example.com": "v=spf1 include:example.com -all"}},
-		{"redirect self", map[string]string{"example.com": "v=spf1 redirect=example.com"}},
+		{"include self", map[string]string{"example.com": "v=spf1 include:example.com -all"}, 1},
+		{"redirect self", map[string]string{"example.com": "v=spf1 redirect=example.com"}, 1},
 		{"mutual include", map[string]string{
 			"example.com":   "v=spf1 include:b.example.com -all",
 			"b.example.com": "v=spf1 include:example.com -all",
-		}},
+		}, 2},
 		{"include and redirect", map[string]string{
 			"example.com":   "v=spf1 redirect=b.example.com",
 			"b.example.com": "v=spf1 include:example.com ~all",
-		}},
+		}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := &spftest.Resolver{TXT: map[string][]string{}}
@@ -224,10 +229,67 @@ func TestLoops(t *testing.T) {
 				w.TXT[d] = []string{r}
 			}
 			o := mailFrom(t, w, ip4, "u@example.com")
-			if o.Result != spf.Permerror || o.DNSLookups != spf.MaxDNSTerms {
-				t.Fatalf("got %s after %d lookups (%s), want permerror after %d", o.Result, o.DNSLookups, o.Problem, spf.MaxDNSTerms)
+			if o.Result != spf.Permerror || o.Cause != spf.CauseLoop || o.DNSLookups != tc.terms {
+				t.Fatalf("got %s (%s) after %d lookups (%s), want permerror (loop) after %d", o.Result, o.Cause, o.DNSLookups, o.Problem, tc.terms)
 			}
 		})
+	}
+}
+
+// The same domain reached twice, but not from inside its own evaluation,
+// is no loop.
+func TestNotALoop(t *testing.T) {
+	w := &spftest.Resolver{TXT: map[string][]string{
+		"example.com":   {"v=spf1 include:b.example.com include:c.example.com include:d.example.com -all"},
+		"b.example.com": {"v=spf1 include:d.example.com -all"},
+		"c.example.com": {"v=spf1 include:d.example.com -all"},
+		"d.example.com": {"v=spf1 ip4:192.0.2.99 -all"},
+	}}
+	o := mailFrom(t, w, ip4, "u@example.com")
+	if o.Result != spf.Fail || o.Cause != "" {
+		t.Fatalf("got %s (%s, %s), want fail", o.Result, o.Cause, o.Problem)
+	}
+}
+
+// Each permerror names its cause, from records as published.
+func TestPermerrorCauses(t *testing.T) {
+	many := "v=spf1"
+	for i := range spf.MaxDNSTerms + 1 {
+		many += " a:h" + strconv.Itoa(i) + ".example.com"
+	}
+	addrs := map[string][]netip.Addr{}
+	for i := range spf.MaxDNSTerms + 1 {
+		addrs["h"+strconv.Itoa(i)+".example.com"] = []netip.Addr{netip.MustParseAddr("192.0.2.99")}
+	}
+	for _, tc := range []struct {
+		name string
+		txt  map[string][]string
+		want spf.Cause
+	}{
+		{"syntax", map[string][]string{"example.com": {"v=spf1 ip4:192.0.2.300 -all"}}, spf.CauseSyntax},
+		{"unknown mechanism", map[string][]string{"example.com": {"v=spf1 foo:bar -all"}}, spf.CauseSyntax},
+		{"included syntax error", map[string][]string{
+			"example.com":   {"v=spf1 include:b.example.com -all"},
+			"b.example.com": {"v=spf1 a:"},
+		}, spf.CauseSyntax},
+		{"lookup limit", map[string][]string{"example.com": {many + " -all"}}, spf.CauseLookupLimit},
+		{"void lookup limit", map[string][]string{"example.com": {"v=spf1 a:v1.example.com a:v2.example.com a:v3.example.com -all"}}, spf.CauseVoidLookupLimit},
+		{"include without record", map[string][]string{"example.com": {"v=spf1 include:nothing.example.com -all"}}, spf.CauseNoRecord},
+		{"redirect without record", map[string][]string{"example.com": {"v=spf1 redirect=nothing.example.com"}}, spf.CauseNoRecord},
+		{"loop", map[string][]string{"example.com": {"v=spf1 include:example.com -all"}}, spf.CauseLoop},
+		{"two records", map[string][]string{"example.com": {"v=spf1 -all", "v=spf1 +all"}}, spf.CauseMultipleRecords},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := mailFrom(t, &spftest.Resolver{TXT: tc.txt, A: addrs}, ip4, "u@example.com")
+			if o.Result != spf.Permerror || o.Cause != tc.want {
+				t.Fatalf("got %s (%q: %s), want permerror (%s)", o.Result, o.Cause, o.Problem, tc.want)
+			}
+		})
+	}
+	// Only permerror has a cause.
+	o := mailFrom(t, &spftest.Resolver{TXT: map[string][]string{"example.com": {"v=spf1 -all"}}}, ip4, "u@example.com")
+	if o.Result != spf.Fail || o.Cause != "" {
+		t.Errorf("fail: cause %q", o.Cause)
 	}
 }
 

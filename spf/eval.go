@@ -46,6 +46,10 @@ type evaluator struct {
 	dnsTerms int
 	voids    int
 	problem  string
+	cause    Cause
+	// within are the domains whose check_host() is under way, outermost
+	// first: an include or redirect back to one of them is a loop.
+	within []string
 
 	tracing bool
 	trace   []string
@@ -61,10 +65,14 @@ func (e *evaluator) tracef(format string, args ...any) {
 	e.trace = append(e.trace, fmt.Sprintf(format, args...))
 }
 
-// fail records the first problem and returns res.
-func (e *evaluator) fail(res Result, problem string) Result {
+// fail records the first problem, with its cause for a permerror, and
+// returns res.
+func (e *evaluator) fail(res Result, cause Cause, problem string) Result {
 	if e.problem == "" {
 		e.problem = problem
+		if res == Permerror {
+			e.cause = cause
+		}
 	}
 	if e.tracing {
 		e.tracef("%s: %s", res, problem)
@@ -76,10 +84,10 @@ func (e *evaluator) fail(res Result, problem string) Result {
 // error other than NXDOMAIN).
 func (e *evaluator) dnsFailure(qtype, name string, err error) Result {
 	if ctxErr := e.ctx.Err(); ctxErr != nil {
-		return e.fail(Temperror, "check deadline exceeded during "+qtype+" "+name)
+		return e.fail(Temperror, "", "check deadline exceeded during "+qtype+" "+name)
 	}
 	if errors.Is(err, ErrQueryBudget) {
-		return e.fail(Temperror, "more than "+strconv.Itoa(MaxQueries)+" DNS queries (at "+qtype+" "+name+")")
+		return e.fail(Temperror, "", "more than "+strconv.Itoa(MaxQueries)+" DNS queries (at "+qtype+" "+name+")")
 	}
 	// The problem text reaches headers and SMTP replies, so it names the
 	// query and the kind of failure only; the resolver's own error (servers,
@@ -92,7 +100,7 @@ func (e *evaluator) dnsFailure(qtype, name string, err error) Result {
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout()) {
 		kind = "DNS timeout"
 	}
-	return e.fail(Temperror, kind+" for "+qtype+" "+name)
+	return e.fail(Temperror, "", kind+" for "+qtype+" "+name)
 }
 
 // classify classifies a lookup result. It returns fail != "" when the
@@ -110,7 +118,7 @@ func (e *evaluator) classify(qtype, name string, n int, err error) (void bool, f
 
 func (e *evaluator) countVoid(qtype, name string) Result {
 	if e.voids >= MaxVoidLookups {
-		return e.fail(Permerror, "more than "+strconv.Itoa(MaxVoidLookups)+" void lookups (at "+qtype+" "+name+")")
+		return e.fail(Permerror, CauseVoidLookupLimit, "more than "+strconv.Itoa(MaxVoidLookups)+" void lookups (at "+qtype+" "+name+")")
 	}
 	e.voids++
 	if e.tracing {
@@ -123,7 +131,7 @@ func (e *evaluator) countVoid(qtype, name string) Result {
 // names the term (only built when the limit is hit).
 func (e *evaluator) countTerm(prefix, text string) Result {
 	if e.dnsTerms >= MaxDNSTerms {
-		return e.fail(Permerror, "more than "+strconv.Itoa(MaxDNSTerms)+" DNS-causing terms (at "+prefix+text+")")
+		return e.fail(Permerror, CauseLookupLimit, "more than "+strconv.Itoa(MaxDNSTerms)+" DNS-causing terms (at "+prefix+text+")")
 	}
 	e.dnsTerms++
 	return ""
@@ -140,7 +148,7 @@ func (e *evaluator) lookupRecord(domain string) (rec *record, res Result) {
 	for i, t := range txts {
 		if isSPFRecord(t) {
 			if found >= 0 {
-				return nil, e.fail(Permerror, "more than one SPF record for "+domain)
+				return nil, e.fail(Permerror, CauseMultipleRecords, "more than one SPF record for "+domain)
 			}
 			found = i
 		}
@@ -156,7 +164,7 @@ func (e *evaluator) lookupRecord(domain string) (rec *record, res Result) {
 	}
 	rec = e.records.get(txts[found])
 	if rec.err != nil {
-		return nil, e.fail(Permerror, domain+": "+rec.err.Error())
+		return nil, e.fail(Permerror, CauseSyntax, domain+": "+rec.err.Error())
 	}
 	return rec, ""
 }
@@ -165,6 +173,8 @@ func (e *evaluator) lookupRecord(domain string) (rec *record, res Result) {
 // of the matching mechanism ("default" when none matched) and, for fail
 // when wantExp is set, the exp= explanation if one could be used.
 func (e *evaluator) checkHost(domain string, wantExp bool) (Result, string, string) {
+	e.within = append(e.within, domain)
+	defer func() { e.within = e.within[:len(e.within)-1] }()
 	rec, res := e.lookupRecord(domain)
 	if rec == nil {
 		return res, "", ""
@@ -197,13 +207,16 @@ func (e *evaluator) checkHost(domain string, wantExp bool) (Result, string, stri
 			e.tracef("%s: redirect to %s", domain, target)
 		}
 		if !ok {
-			return e.fail(Permerror, "redirect to an invalid domain"), "redirect=" + rec.redirect.raw, ""
+			return e.fail(Permerror, CauseSyntax, "redirect to an invalid domain"), "redirect=" + rec.redirect.raw, ""
+		}
+		if fail := e.loop("redirect", target); fail != "" {
+			return fail, "redirect=" + rec.redirect.raw, ""
 		}
 		res, mech, exp := e.checkHost(target, wantExp)
 		if res == None {
 			// §6.1: a redirect to a domain without a record is permerror.
-			e.problem = ""
-			return e.fail(Permerror, "redirect to "+target+", which has no SPF record"), "redirect=" + rec.redirect.raw, ""
+			e.problem, e.cause = "", ""
+			return e.fail(Permerror, CauseNoRecord, "redirect to "+target+", which has no SPF record"), "redirect=" + rec.redirect.raw, ""
 		}
 		return res, mech, exp
 	}
@@ -249,7 +262,7 @@ func (e *evaluator) evalTerm(t *term, domain string) (match bool, fail Result) {
 	target, ok := e.target(t, domain)
 	if !ok {
 		if t.kind == mechInclude {
-			return false, e.fail(Permerror, "include of an invalid domain ("+t.text+")")
+			return false, e.fail(Permerror, CauseSyntax, "include of an invalid domain ("+t.text+")")
 		}
 		// An unqueryable name cannot exist: treat it as NXDOMAIN.
 		return false, e.countVoid("name", target)
@@ -271,13 +284,30 @@ func (e *evaluator) evalTerm(t *term, domain string) (match bool, fail Result) {
 		}
 		return len(addrs) > 0, ""
 	}
-	return false, e.fail(Permerror, "unknown mechanism")
+	return false, e.fail(Permerror, CauseSyntax, "unknown mechanism")
+}
+
+// loop is a permerror when target's check_host() is already under way. Its
+// evaluation would repeat the one in progress term for term (it depends
+// only on the domain and the client's IP, sender and HELO, all unchanged),
+// so it would recurse until the §4.6.4 limits stop it with a permerror
+// anyway; stopping at once names the cause and spares the queries.
+func (e *evaluator) loop(kind, target string) Result {
+	for _, d := range e.within {
+		if d == target {
+			return e.fail(Permerror, CauseLoop, kind+" of "+target+" loops back to a record being evaluated")
+		}
+	}
+	return ""
 }
 
 // include maps the included check_host() result per RFC 7208 §5.2.
 func (e *evaluator) include(t *term, target string) (bool, Result) {
 	if e.tracing {
 		e.tracef("include %s", target)
+	}
+	if fail := e.loop("include", target); fail != "" {
+		return false, fail
 	}
 	res, _, _ := e.checkHost(target, false)
 	if e.tracing {
@@ -291,8 +321,8 @@ func (e *evaluator) include(t *term, target string) (bool, Result) {
 	case Temperror:
 		return false, Temperror
 	case None:
-		e.problem = ""
-		return false, e.fail(Permerror, "include of "+target+", which has no SPF record")
+		e.problem, e.cause = "", ""
+		return false, e.fail(Permerror, CauseNoRecord, "include of "+target+", which has no SPF record")
 	default:
 		return false, Permerror
 	}
@@ -341,7 +371,7 @@ func (e *evaluator) mx(t *term, target string) (bool, Result) {
 		return false, fail
 	}
 	if len(names) > MaxMXNames {
-		return false, e.fail(Permerror, t.text+": "+target+" has more than "+strconv.Itoa(MaxMXNames)+" MX names")
+		return false, e.fail(Permerror, CauseLookupLimit, t.text+": "+target+" has more than "+strconv.Itoa(MaxMXNames)+" MX names")
 	}
 	for _, n := range names {
 		n = trimDot(n)

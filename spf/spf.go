@@ -67,6 +67,37 @@ func Results() []Result {
 	return []Result{None, Neutral, Pass, Fail, Softfail, Temperror, Permerror}
 }
 
+// Cause says why a check ended in permerror: a stable token for policy,
+// logs, headers and metrics. Outcome.Problem holds the details.
+type Cause string
+
+// The causes of permerror.
+const (
+	// CauseSyntax: a record that cannot be interpreted (RFC 7208 §4.6: a
+	// syntax error, an unknown mechanism, a record over MaxRecordLen or
+	// MaxRecordTerms), or an include or redirect whose domain-spec expands
+	// to no usable domain.
+	CauseSyntax Cause = "syntax"
+	// CauseLookupLimit: more than MaxDNSTerms DNS-causing terms, or more
+	// than MaxMXNames MX names for one mx mechanism (§4.6.4).
+	CauseLookupLimit Cause = "lookup_limit"
+	// CauseVoidLookupLimit: more than MaxVoidLookups void lookups (§4.6.4).
+	CauseVoidLookupLimit Cause = "void_lookup_limit"
+	// CauseNoRecord: an include or redirect target without an SPF record
+	// (§5.2, §6.1).
+	CauseNoRecord Cause = "no_record"
+	// CauseLoop: an include or redirect back to a domain whose evaluation
+	// is under way.
+	CauseLoop Cause = "loop"
+	// CauseMultipleRecords: more than one SPF record for a domain (§4.5).
+	CauseMultipleRecords Cause = "multiple_records"
+)
+
+// Causes are the permerror causes, in a fixed order.
+func Causes() []Cause {
+	return []Cause{CauseSyntax, CauseLookupLimit, CauseVoidLookupLimit, CauseNoRecord, CauseLoop, CauseMultipleRecords}
+}
+
 // Identity names the identity being checked (RFC 7208 §2.3, §2.4); the value is
 // the token used in Received-SPF's identity key.
 type Identity string
@@ -118,6 +149,7 @@ type Outcome struct {
 	Mechanism   string
 	Explanation string // only for fail: the expanded exp= text, else DefaultExplanation
 	Problem     string // why for permerror / temperror / none
+	Cause       Cause  // why for permerror, as a token; "" otherwise
 	DNSLookups  int    // DNS-causing terms evaluated (RFC 7208 §4.6.4)
 	VoidLookups int
 	Duration    time.Duration
