@@ -26,6 +26,8 @@ var (
 	// RFC 7208 §2.6; and not_checked, for a HELO that names no domain.
 	results = append(strs(spf.Results()), milter.ResultNotChecked)
 	actions = milter.ActionLabels()
+	// causes of a permerror (spf.Causes).
+	causes  = milter.CauseLabels()
 	reasons = append(append([]string{reasonNone}, milter.SkipReasons()...), milter.ReasonDryRun)
 	stages  = milter.StageLabels()
 	// rescueOutcomes of a message decided by its DKIM signatures.

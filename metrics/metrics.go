@@ -49,6 +49,7 @@ type BuildInfo struct {
 // resolver.Observer; its methods are safe for concurrent use.
 type Metrics struct {
 	spfResults    *prometheus.CounterVec
+	permerrors    *prometheus.CounterVec
 	checkDuration *prometheus.HistogramVec
 	actions       *prometheus.CounterVec
 	connections   prometheus.Counter
@@ -85,6 +86,10 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 		Namespace: namespace, Subsystem: "spf", Name: "results_total",
 		Help: "SPF verdicts by identity (" + list(identities) + ") and RFC 7208 result, or not_checked for a HELO that names no domain.",
 	}, []string{"identity", "result"})
+	m.permerrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "spf", Name: "permerrors_total",
+		Help: "SPF permerror results by identity and cause (" + list(causes) + ").",
+	}, []string{"identity", "cause"})
 	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Subsystem: "spf", Name: "check_duration_seconds",
 		Help:    "Time taken by one SPF check, DNS included, by identity (not_checked HELOs excluded).",
@@ -180,7 +185,7 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	build.Set(1)
 
 	reg.MustRegister(
-		m.spfResults, m.checkDuration, m.actions, m.connections, m.active,
+		m.spfResults, m.permerrors, m.checkDuration, m.actions, m.connections, m.active,
 		m.messages, m.errors, m.rescues, m.dnsQueries, m.dnsDuration, m.cacheHits,
 		m.cacheMisses, m.cacheEvicts, cacheSize, cacheBytes, recordBytes,
 		recordEvictions, serverCollector{m}, m.reloads,
@@ -208,6 +213,9 @@ func (m *Metrics) preset() {
 	}
 	for _, id := range identities {
 		m.checkDuration.WithLabelValues(id)
+		for _, c := range causes {
+			m.permerrors.WithLabelValues(id, c)
+		}
 	}
 	for _, ar := range actionReasons {
 		m.actions.WithLabelValues(ar[0], ar[1])
@@ -258,6 +266,11 @@ func (m *Metrics) SPFResult(identity, result string, d time.Duration) {
 	if result != milter.ResultNotChecked {
 		m.checkDuration.WithLabelValues(identity).Observe(d.Seconds())
 	}
+}
+
+// Permerror counts one permerror result of an identity by its cause.
+func (m *Metrics) Permerror(identity, cause string) {
+	m.permerrors.WithLabelValues(clamp(identity, identities), clamp(cause, causes)).Inc()
 }
 
 // Action counts one message and the action taken on it; reason is "" for

@@ -80,7 +80,10 @@ func TestObserverCounts(t *testing.T) {
 	m.SPFResult("helo", "not_checked", time.Microsecond)
 	m.SPFResult("mailfrom", "fail", 30*time.Millisecond)
 	m.SPFResult("mailfrom", "fail", 30*time.Millisecond)
+	m.Permerror("mailfrom", "lookup_limit")
+	m.Permerror("helo", "no such cause")
 	m.Action("reject", "")
+	m.Action("quarantine", "")
 	m.Action("skip", "trusted_network")
 	m.Action("accept", "dry_run")
 	m.Error("eom")
@@ -91,7 +94,11 @@ func TestObserverCounts(t *testing.T) {
 	}{
 		{"spfmilter_milter_connections_total", "", 2},
 		{"spfmilter_milter_active_connections", "", 1},
-		{"spfmilter_milter_messages_total", "", 3},
+		{"spfmilter_milter_messages_total", "", 4},
+		{"spfmilter_spf_permerrors_total", "cause=lookup_limit,identity=mailfrom", 1},
+		{"spfmilter_spf_permerrors_total", "cause=loop,identity=mailfrom", 0},
+		{"spfmilter_spf_permerrors_total", "cause=other,identity=helo", 1},
+		{"spfmilter_milter_actions_total", "action=quarantine,reason=none", 1},
 		{"spfmilter_spf_results_total", "identity=helo,result=none", 1},
 		{"spfmilter_spf_results_total", "identity=mailfrom,result=fail", 2},
 		{"spfmilter_spf_results_total", "identity=mailfrom,result=pass", 0},

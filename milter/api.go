@@ -64,12 +64,39 @@ const (
 	ActionAccept   Action = "accept" // mark with headers and let it through
 	ActionReject   Action = "reject"
 	ActionTempfail Action = "tempfail"
+	// ActionQuarantine accepts the message with its headers and asks the
+	// MTA to hold it at end of message (SMFIR_QUARANTINE: Postfix's hold
+	// queue, Sendmail's quarantine).
+	ActionQuarantine Action = "quarantine"
 )
 
-// Policy maps each identity's result to an action; a missing entry means accept.
+// Policy maps each identity's result to an action; a missing entry means
+// accept. A permerror is looked up by its cause first (MailFromPermerror,
+// HELOPermerror), then as a result.
 type Policy struct {
-	MailFrom map[spf.Result]Action
-	HELO     map[spf.Result]Action
+	MailFrom          map[spf.Result]Action
+	HELO              map[spf.Result]Action
+	MailFromPermerror map[spf.Cause]Action
+	HELOPermerror     map[spf.Cause]Action
+}
+
+// Uses says whether any entry of p is a.
+func (p Policy) Uses(a Action) bool {
+	for _, m := range []map[spf.Result]Action{p.MailFrom, p.HELO} {
+		for _, v := range m {
+			if v == a {
+				return true
+			}
+		}
+	}
+	for _, m := range []map[spf.Cause]Action{p.MailFromPermerror, p.HELOPermerror} {
+		for _, v := range m {
+			if v == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Config is the reloadable part of the milter's behaviour. A *Config is
@@ -108,6 +135,9 @@ type Observer interface {
 	// result reused for a later message of the same connection is not
 	// evaluated again and not reported again.
 	SPFResult(identity, result string, d time.Duration)
+	// Permerror is called with SPFResult for each permerror, with its
+	// cause (one of CauseLabels).
+	Permerror(identity, cause string)
 	// Action is called once per message: action is one of ActionLabels;
 	// reason is "" or, for ActionSkip, one of SkipReasons
 	// (SkipUnconfigured is also counted as Error(StageMail)); dry-run
@@ -152,7 +182,16 @@ func IdentityLabels() []string {
 
 // ActionLabels are the actions Action reports.
 func ActionLabels() []string {
-	return []string{string(ActionAccept), string(ActionReject), string(ActionTempfail), ActionSkip}
+	return []string{string(ActionAccept), string(ActionReject), string(ActionTempfail), string(ActionQuarantine), ActionSkip}
+}
+
+// CauseLabels are the permerror causes Permerror reports.
+func CauseLabels() []string {
+	var out []string
+	for _, c := range spf.Causes() {
+		out = append(out, string(c))
+	}
+	return out
 }
 
 // SkipReasons are the reasons Action reports with ActionSkip.

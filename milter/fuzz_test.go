@@ -12,8 +12,14 @@ import (
 
 // editor records the end-of-message edits.
 type editor struct {
-	changes []field
-	inserts []field
+	changes    []field
+	inserts    []field
+	quarantine []string
+}
+
+func (e *editor) Quarantine(reason string) error {
+	e.quarantine = append(e.quarantine, reason)
+	return nil
 }
 
 func (e *editor) ChangeHeader(i int, name, value string) error {

@@ -2,6 +2,7 @@ package milter
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,6 +72,7 @@ type recorder struct {
 	closed  int
 	actions []string // "action/reason"
 	results []string // "identity=result"
+	causes  []string // "identity=cause"
 	errs    []string
 	rescues []string
 }
@@ -80,6 +82,12 @@ func (r *recorder) ConnClosed() { r.mu.Lock(); r.closed++; r.mu.Unlock() }
 func (r *recorder) SPFResult(identity, result string, _ time.Duration) {
 	r.mu.Lock()
 	r.results = append(r.results, identity+"="+result)
+	r.mu.Unlock()
+}
+
+func (r *recorder) Permerror(identity, cause string) {
+	r.mu.Lock()
+	r.causes = append(r.causes, identity+"="+cause)
 	r.mu.Unlock()
 }
 
@@ -151,6 +159,8 @@ type harness struct {
 	obs    *recorder
 	logs   *syncBuffer
 	served chan error
+	// actions is the MTA's action mask; 0 is add and change header.
+	actions gomilter.OptAction
 }
 
 func start(t testing.TB, o Options) *harness {
@@ -180,7 +190,7 @@ func start(t testing.TB, o Options) *harness {
 
 func (h *harness) client() *gomilter.Client {
 	return gomilter.NewClientWithOptions("tcp", h.addr, gomilter.ClientOptions{
-		ActionMask:   gomilter.OptAddHeader | gomilter.OptChangeHeader,
+		ActionMask:   cmp.Or(h.actions, gomilter.OptAddHeader|gomilter.OptChangeHeader),
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: 10 * time.Second,
 	})

@@ -7,21 +7,36 @@ import (
 // verdict is the policy's decision for one message.
 type verdict struct {
 	Action Action
-	// Outcome is the result that decided a reject or tempfail; nil for accept.
+	// Outcome is the result that decided a reject, tempfail or quarantine;
+	// nil for accept.
 	Outcome *spf.Outcome
 }
 
 // severity orders actions: a reject wins over a tempfail, which wins over
-// accept. A definite 5xx is more useful to the sender than a retry that will
-// fail again.
+// quarantine, which wins over accept. A definite 5xx is more useful to the
+// sender than a retry that will fail again; a retry may still end in a
+// verdict that holds nothing back.
 func severity(a Action) int {
 	switch a {
 	case ActionReject:
-		return 2
+		return 3
 	case ActionTempfail:
+		return 2
+	case ActionQuarantine:
 		return 1
 	}
 	return 0
+}
+
+// action is the table's entry for out: for a permerror, the entry of its
+// cause when there is one, else the entry of its result.
+func action(results map[spf.Result]Action, causes map[spf.Cause]Action, out *spf.Outcome) Action {
+	if out.Result == spf.Permerror {
+		if a, ok := causes[out.Cause]; ok && out.Cause != "" {
+			return a
+		}
+	}
+	return results[out.Result]
 }
 
 // decide applies p to the results. helo is nil or NotChecked when the HELO
@@ -32,16 +47,17 @@ func severity(a Action) int {
 func decide(p Policy, helo *spf.Outcome, mailFrom *spf.Outcome) verdict {
 	v := verdict{Action: ActionAccept}
 	for _, c := range []struct {
-		table map[spf.Result]Action
-		out   *spf.Outcome
+		table  map[spf.Result]Action
+		causes map[spf.Cause]Action
+		out    *spf.Outcome
 	}{
-		{p.HELO, helo},
-		{p.MailFrom, mailFrom},
+		{p.HELO, p.HELOPermerror, helo},
+		{p.MailFrom, p.MailFromPermerror, mailFrom},
 	} {
 		if c.out == nil || c.out.NotChecked {
 			continue
 		}
-		a := c.table[c.out.Result]
+		a := action(c.table, c.causes, c.out)
 		if severity(a) > severity(v.Action) {
 			v = verdict{Action: a, Outcome: c.out}
 		}

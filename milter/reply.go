@@ -134,3 +134,18 @@ func replyFor(v verdict, tmpl string, ip netip.Addr, helo string) string {
 	}
 	return replyCode(v) + " " + text
 }
+
+// quarantineReason is the reason sent with SMFIR_QUARANTINE, which Postfix
+// logs with the hold and Sendmail keeps in the queue file: the result, its
+// cause for a permerror, the identity and its domain, on one sanitised line.
+func quarantineReason(o *spf.Outcome) string {
+	r := "SPF " + string(o.Result)
+	if o.Cause != "" {
+		r += " (" + string(o.Cause) + ")"
+	}
+	r += " for " + string(o.Identity)
+	if o.Domain != "" {
+		r += " " + o.Domain
+	}
+	return strings.ReplaceAll(sanitizeReply(r), "%%", "%")
+}

@@ -132,7 +132,8 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 		// negotiated without the body: decided now, as without it.
 		msg.dec.Rescuable = false
 	}
-	if msg.dec.Action == ActionAccept || cfg.DryRun {
+	if msg.dec.Reply == "" || cfg.DryRun {
+		// Accept and quarantine are acted on at end of message.
 		return gomilter.RespContinue, nil
 	}
 	// A reject or tempfail is answered now, before DATA, with our own reply
@@ -186,6 +187,7 @@ func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 type headerEditor interface {
 	ChangeHeader(index int, name, value string) error
 	InsertHeader(index int, name, value string) error
+	Quarantine(reason string) error
 }
 
 // eom writes the end-of-message edits, or returns the reply of a message
@@ -240,9 +242,24 @@ func (s *session) eom(ed headerEditor, macros map[string]string) (string, error)
 			}
 		}
 	}
-	if msg.dec.Reply != "" {
+	switch {
+	case msg.dec.Reply != "":
 		s.report(msg, "dry_run_reply", msg.dec.Reply)
-	} else {
+	case msg.dec.Quarantine != "" && msg.cfg.DryRun:
+		s.report(msg, "dry_run_quarantine", msg.dec.Quarantine)
+	case msg.dec.Quarantine != "" && !s.conn.canQuarantine():
+		// The MTA was not asked for SMFIF_QUARANTINE when the connection
+		// opened (the setting came with a reload since): the message is
+		// marked only.
+		s.log().Warn("quarantine not negotiated on this connection; message marked only", "queue_id", msg.queueID)
+		msg.dec.Action = ActionAccept
+		s.report(msg, "quarantine_unavailable", msg.dec.Quarantine)
+	case msg.dec.Quarantine != "":
+		if err := ed.Quarantine(msg.dec.Quarantine); err != nil {
+			return "", err
+		}
+		s.report(msg, "quarantine", msg.dec.Quarantine)
+	default:
 		s.report(msg)
 	}
 	return "", nil
@@ -282,6 +299,12 @@ func (s *session) report(msg *message, extra ...any) {
 	}
 	if d.HELO != nil && d.HELO.NotChecked {
 		attrs = append(attrs, "helo_not_checked", d.HELO.Problem)
+	}
+	if d.HELO != nil && d.HELO.Cause != "" {
+		attrs = append(attrs, "helo_cause", string(d.HELO.Cause))
+	}
+	if d.MailFrom != nil && d.MailFrom.Cause != "" {
+		attrs = append(attrs, "mailfrom_cause", string(d.MailFrom.Cause))
 	}
 	if reason != "" {
 		attrs = append(attrs, "reason", reason)
@@ -338,6 +361,7 @@ type nopObserver struct{}
 func (nopObserver) ConnOpened()                             {}
 func (nopObserver) ConnClosed()                             {}
 func (nopObserver) SPFResult(string, string, time.Duration) {}
+func (nopObserver) Permerror(string, string)                {}
 func (nopObserver) Action(string, string)                   {}
 func (nopObserver) Error(string)                            {}
 func (nopObserver) DKIMRescue(string)                       {}

@@ -36,10 +36,10 @@ type Decision struct {
 	HELO     *spf.Outcome
 	MailFrom *spf.Outcome // nil when SPF was skipped
 	Action   Action
-	// Identity is the identity whose result decided a reject or tempfail;
-	// "" for accept.
+	// Identity is the identity whose result decided a reject, tempfail or
+	// quarantine; "" for accept.
 	Identity spf.Identity
-	// Reply is the SMTP reply for a reject or tempfail ("" for accept).
+	// Reply is the SMTP reply for a reject or tempfail ("" otherwise).
 	// Under Config.DryRun it is the reply that would have been sent.
 	Reply string
 	// Rescuable is set when the reject waits for the end of message, where
@@ -52,6 +52,9 @@ type Decision struct {
 	Rescued *dkim.Signature
 	// RescueOutcome is what Rescue found (RescueLabels); "" before it ran.
 	RescueOutcome string
+	// Quarantine is the reason given to the MTA with a quarantine (""
+	// otherwise); under Config.DryRun the one that would have been given.
+	Quarantine string
 }
 
 // Evaluate answers one MAIL command as the milter does, with no earlier
@@ -98,27 +101,38 @@ func (cfg *Config) evaluate(ctx context.Context, f Facts, hc **heloCheck, obs Ob
 	// RFC 7208 §2.3: the HELO identity first, then MAIL FROM (§2.4).
 	if c := *hc; c == nil || c.name != f.HELO || c.checker != cfg.Checker {
 		out := cfg.Checker.CheckHELO(ctx, spf.Args{IP: f.IP, HELO: f.HELO, Trace: f.Trace})
-		if obs != nil {
-			obs.SPFResult(string(spf.IdentityHELO), resultLabel(&out), out.Duration)
-		}
+		observe(obs, &out)
 		*hc = &heloCheck{name: f.HELO, checker: cfg.Checker, out: out}
 	}
 	helo := (*hc).out
 	d.HELO = &helo
 	mf := cfg.Checker.CheckMailFrom(ctx, spf.Args{IP: f.IP, Sender: f.Sender, HELO: f.HELO, Trace: f.Trace})
-	if obs != nil {
-		obs.SPFResult(string(spf.IdentityMailFrom), resultLabel(&mf), mf.Duration)
-	}
+	observe(obs, &mf)
 	d.MailFrom = &mf
 
 	v := decide(cfg.Policy, d.HELO, d.MailFrom)
 	d.Action = v.Action
-	if v.Action != ActionAccept {
+	switch v.Action {
+	case ActionReject, ActionTempfail:
 		d.Identity = v.Outcome.Identity
 		d.Reply = replyFor(v, cfg.RejectText, f.IP, f.HELO)
+	case ActionQuarantine:
+		d.Identity = v.Outcome.Identity
+		d.Quarantine = quarantineReason(v.Outcome)
 	}
 	d.Rescuable = cfg.rescuable(d)
 	return d
+}
+
+// observe tells obs, when not nil, about one evaluated identity.
+func observe(obs Observer, o *spf.Outcome) {
+	if obs == nil {
+		return
+	}
+	obs.SPFResult(string(o.Identity), resultLabel(o), o.Duration)
+	if o.Result == spf.Permerror && !o.NotChecked {
+		obs.Permerror(string(o.Identity), string(o.Cause))
+	}
 }
 
 // Fields are the header fields the milter adds to a message that got d, in

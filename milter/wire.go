@@ -111,7 +111,11 @@ type conn struct {
 	respFor   byte // the last command handed to the library
 	offered   gomilter.OptProtocol
 	noReply   gomilter.OptProtocol // NR flags in force
-	hdrBytes  int
+	// offeredActions are the MTA's actions; quarantine is set when
+	// SMFIF_QUARANTINE was negotiated.
+	offeredActions gomilter.OptAction
+	quarantine     bool
+	hdrBytes       int
 
 	// bodyOK is set when the MTA sends the body: dkim_rescue was on at
 	// negotiation. msg, set by the session for a message that waits for
@@ -207,6 +211,13 @@ func (c *conn) answered() {
 			binary.BigEndian.PutUint32(resp[13:], uint32(proto))
 			c.noReply = proto & (offerFlags | gomilter.OptNoBodyReply)
 			c.bodyOK = proto&gomilter.OptNoBody == 0
+			// SMFIF_QUARANTINE is asked for only when the policy in force
+			// can quarantine, and only when the MTA offers it.
+			if cfg := c.s.cfg.Load(); cfg != nil && cfg.Policy.Uses(ActionQuarantine) && c.offeredActions&gomilter.OptQuarantine != 0 {
+				act := gomilter.OptAction(binary.BigEndian.Uint32(resp[9:]))
+				binary.BigEndian.PutUint32(resp[9:], uint32(act|gomilter.OptQuarantine))
+				c.quarantine = true
+			}
 			if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
 				c.s.log.Debug("milter negotiated", "remote", c.remote(), "mta_protocol", fmt.Sprintf("%#x", uint32(c.offered)),
 					"protocol", fmt.Sprintf("%#x", uint32(proto)),
@@ -286,6 +297,20 @@ func (e wireEditor) InsertHeader(index int, name, value string) error {
 	return nil
 }
 
+// Quarantine queues SMFIR_QUARANTINE with its reason.
+func (e wireEditor) Quarantine(reason string) error {
+	b := binary.BigEndian.AppendUint32(e.c.wbuf, uint32(1+len(reason)+1))
+	b = append(b, byte(gomilter.ActQuarantine))
+	b = append(b, reason...)
+	e.c.wbuf = append(b, 0)
+	return nil
+}
+
+// canQuarantine says whether SMFIF_QUARANTINE was negotiated; without a
+// connection (the library's own sessions in tests) it is left to the
+// library.
+func (c *conn) canQuarantine() bool { return c == nil || c.quarantine }
+
 // queueEdit appends a header edit packet. As go-milter does, CRLF in the
 // value becomes LF: Postfix wants LF line ends and would double the CR.
 func (c *conn) queueEdit(code byte, index int, name, value string) {
@@ -306,6 +331,7 @@ func (c *conn) inspect(p []byte) (bool, error) {
 	switch gomilter.Code(p[4]) {
 	case gomilter.CodeOptNeg:
 		if len(data) >= 12 {
+			c.offeredActions = gomilter.OptAction(binary.BigEndian.Uint32(data[4:]))
 			c.offered = gomilter.OptProtocol(binary.BigEndian.Uint32(data[8:]))
 		}
 	case gomilter.CodeMacro:
