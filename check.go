@@ -289,6 +289,7 @@ type outcomeJSON struct {
 	Mechanism   string       `json:"mechanism"`
 	Explanation string       `json:"explanation"`
 	Problem     string       `json:"problem"`
+	Cause       spf.Cause    `json:"cause"`
 	DNSLookups  int          `json:"dns_lookups"`
 	VoidLookups int          `json:"void_lookups"`
 	DurationMS  float64      `json:"duration_ms"`
@@ -306,6 +307,7 @@ func toJSON(o *spf.Outcome, trace bool) *outcomeJSON {
 		Mechanism:   o.Mechanism,
 		Explanation: o.Explanation,
 		Problem:     o.Problem,
+		Cause:       o.Cause,
 		DNSLookups:  o.DNSLookups,
 		VoidLookups: o.VoidLookups,
 		DurationMS:  math.Round(float64(o.Duration.Microseconds())) / 1000,
@@ -345,6 +347,7 @@ func (rep *checkReport) writeJSON(w io.Writer, trace bool) error {
 		Action       string            `json:"action"`
 		Reason       string            `json:"reason"`
 		Reply        string            `json:"reply"`
+		Quarantine   string            `json:"quarantine"`
 		DNSQueries   int               `json:"dns_queries"`
 		DNSCacheHits int               `json:"dns_cache_hits"`
 		Headers      map[string]string `json:"headers"`
@@ -353,6 +356,7 @@ func (rep *checkReport) writeJSON(w io.Writer, trace bool) error {
 	}{
 		HELO: toJSON(rep.Decision.HELO, trace), MailFrom: toJSON(rep.Decision.MailFrom, trace),
 		Action: rep.action(), Reason: rep.reason(), Reply: rep.Decision.Reply,
+		Quarantine: rep.Decision.Quarantine,
 		DNSQueries: rep.Queries, DNSCacheHits: rep.CacheHits, Headers: hdrs,
 	}
 	if rep.Message {
@@ -404,6 +408,13 @@ func (rep *checkReport) writeText(w io.Writer, trace bool) error {
 		fmt.Fprintf(&b, "%-9s %s", "reply:", d.Reply)
 		if rep.DryRun {
 			b.WriteString(" (not sent: dry run)")
+		}
+		b.WriteString("\n")
+	}
+	if d.Quarantine != "" {
+		fmt.Fprintf(&b, "%-9s held by the MTA: %s", "hold:", d.Quarantine)
+		if rep.DryRun {
+			b.WriteString(" (not asked: dry run)")
 		}
 		b.WriteString("\n")
 	}
@@ -482,6 +493,9 @@ func writeOutcome(b *strings.Builder, f milter.Facts, o *spf.Outcome, trace bool
 	}
 	if o.Problem != "" {
 		fmt.Fprintf(b, "          problem: %s\n", o.Problem)
+	}
+	if o.Cause != "" {
+		fmt.Fprintf(b, "          cause: %s\n", o.Cause)
 	}
 	if trace {
 		b.WriteString("          trace:\n")

@@ -65,7 +65,7 @@ func checkSchema(t *testing.T, name string, v any, trace bool) map[string]any {
 	if !ok {
 		t.Fatalf("%s = %#v, want an object", name, v)
 	}
-	want := []string{"identity", "domain", "result", "mechanism", "explanation", "problem", "dns_lookups", "void_lookups", "duration_ms"}
+	want := []string{"identity", "domain", "result", "mechanism", "explanation", "problem", "cause", "dns_lookups", "void_lookups", "duration_ms"}
 	if trace {
 		want = append(want, "trace")
 	}
@@ -78,7 +78,7 @@ func checkSchema(t *testing.T, name string, v any, trace bool) map[string]any {
 	if !slices.Equal(keys, want) {
 		t.Errorf("%s keys %q, want %q", name, keys, want)
 	}
-	for _, k := range []string{"identity", "domain", "result", "mechanism", "explanation", "problem"} {
+	for _, k := range []string{"identity", "domain", "result", "mechanism", "explanation", "problem", "cause"} {
 		if _, ok := r[k].(string); !ok {
 			t.Errorf("%s.%s = %#v, want a string", name, k, r[k])
 		}
@@ -111,7 +111,7 @@ func TestCheckJSON(t *testing.T) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		if want := []string{"action", "dns_cache_hits", "dns_queries", "headers", "helo", "mailfrom", "reason", "reply"}; !slices.Equal(keys, want) {
+		if want := []string{"action", "dns_cache_hits", "dns_queries", "headers", "helo", "mailfrom", "quarantine", "reason", "reply"}; !slices.Equal(keys, want) {
 			t.Errorf("top-level keys %q, want %q", keys, want)
 		}
 		if m["action"] != "accept" || m["reason"] != "" || m["reply"] != "" {
@@ -290,6 +290,30 @@ func TestCheckDryRunAndTrusted(t *testing.T) {
 	mf := checkSchema(t, "mailfrom", m["mailfrom"], false)
 	if m["action"] != "skip" || m["reason"] != "trusted_network" || m["reply"] != "" || len(hdrs) != 0 || mf["result"] != "fail" {
 		t.Errorf("trusted: action %v, reason %v, reply %v, headers %v, mailfrom %v", m["action"], m["reason"], m["reply"], hdrs, mf)
+	}
+}
+
+// A permerror shows its cause; a quarantine the reason the MTA is given,
+// in JSON and in text.
+func TestCheckQuarantineAndCause(t *testing.T) {
+	srv := spftest.NewServer(t, testWorld())
+	m := runCheckJSON(t, srv, "--ip", "192.0.2.10", "--helo", "mail.example.org", "--sender", "user@bad.example.org",
+		"--reject", "permerror", "--actions", "mailfrom.permerror.syntax=quarantine")
+	mf := checkSchema(t, "mailfrom", m["mailfrom"], false)
+	if m["action"] != "quarantine" || m["reply"] != "" || m["quarantine"] != "SPF permerror (syntax) for mailfrom bad.example.org" || mf["cause"] != "syntax" {
+		t.Errorf("action %v, reply %v, quarantine %v, mailfrom %v", m["action"], m["reply"], m["quarantine"], mf)
+	}
+	var stdout, stderr bytes.Buffer
+	args := []string{"check", "--resolver", srv.Addr(), "--ip", "192.0.2.10", "--helo", "mail.example.org", "--sender", "user@bad.example.org",
+		"--actions", "mailfrom.permerror.syntax=quarantine"}
+	if status := run(args, &stdout, &stderr); status != 0 {
+		t.Fatalf("status %d: %s", status, stderr.String())
+	}
+	for _, s := range []string{"cause: syntax\n", "action:   quarantine (mailfrom permerror)\n", "hold:     held by the MTA: SPF permerror (syntax) for mailfrom bad.example.org\n",
+		"reason=syntax smtp.mailfrom=user@bad.example.org"} {
+		if !strings.Contains(stdout.String(), s) {
+			t.Errorf("text lacks %q:\n%s", s, stdout.String())
+		}
 	}
 }
 

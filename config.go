@@ -39,6 +39,7 @@ type Config struct {
 	DeferTemperror    bool
 	DKIMRescue        milter.Rescue
 	DKIMMaxBytes      int64
+	Actions           []actionRule
 	DryRun            bool
 	RejectText        string
 	IdleTimeout       time.Duration
@@ -260,6 +261,22 @@ var settings = []*setting{
 			c.DKIMMaxBytes = n
 			return nil
 		}),
+	},
+	{
+		key: "actions", def: "", defDoc: "empty", arg: "IDENTITY.RESULT[.CAUSE]=ACTION,…",
+		usage: "Action per identity (`helo`, `mailfrom`) and result, over `reject`, `reject_helo` and `defer_temperror`: `reject`, `defer` (4xx), `quarantine` (held by the MTA: Postfix's hold queue, Sendmail's quarantine) or `mark` (headers only). A permerror can be narrowed by its cause: `syntax`, `lookup_limit`, `void_lookup_limit`, `no_record`, `loop`, `multiple_records` (e.g. `mailfrom.permerror.lookup_limit=mark`). temperror takes `defer`, `quarantine` or `mark`; pass takes nothing.",
+		list:  true, reload: true,
+		set: func(c *Config, vals []string) error {
+			c.Actions = []actionRule{}
+			for _, v := range vals {
+				r, err := parseActionRule(v)
+				if err != nil {
+					return err
+				}
+				c.Actions = append(c.Actions, r)
+			}
+			return nil
+		},
 	},
 	{
 		key: "dry_run", def: "false",

@@ -63,6 +63,7 @@ func TestDefaults(t *testing.T) {
 		DeferTemperror:    false,
 		DKIMRescue:        milter.RescueOff,
 		DKIMMaxBytes:      1 << 20,
+		Actions:           []actionRule{},
 		DryRun:            false,
 		RejectText:        "SPF {result} for {domain}: {explanation}",
 		IdleTimeout:       10 * time.Minute,
@@ -268,6 +269,7 @@ func TestBadValues(t *testing.T) {
 		"defer_temperror":    "yes please",
 		"dkim_rescue":        "dmarc",
 		"dkim_max_bytes":     "1KiB",
+		"actions":            "mailfrom.fail=drop",
 		"dry_run":            "2",
 		"reject_text":        "line\nbreak",
 		"idle_timeout":       "-1s",
@@ -384,6 +386,68 @@ func TestPolicy(t *testing.T) {
 	p = policy(c)
 	if want := map[spf.Result]milter.Action{spf.Fail: milter.ActionReject, spf.Temperror: milter.ActionTempfail}; !reflect.DeepEqual(p.HELO, want) {
 		t.Errorf("HELO policy %v, want %v", p.HELO, want)
+	}
+}
+
+// The actions setting refines and overrides the reject lists; a bad rule is
+// refused with the reason.
+func TestActionsSetting(t *testing.T) {
+	c, err := loadArgs(t, "--config", writeFile(t, `reject: [fail, permerror]
+actions:
+  - mailfrom.permerror.lookup_limit=mark
+  - mailfrom.permerror.void_lookup_limit=mark
+  - mailfrom.softfail=quarantine
+  - helo.fail=defer
+  - mailfrom.temperror=quarantine
+`), "--actions", "mailfrom.fail=quarantine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := policy(c)
+	// The flag replaces the file's list.
+	if want := map[spf.Result]milter.Action{spf.Fail: milter.ActionQuarantine, spf.Permerror: milter.ActionReject}; !reflect.DeepEqual(p.MailFrom, want) {
+		t.Errorf("MAIL FROM policy %v, want %v", p.MailFrom, want)
+	}
+	if p.MailFromPermerror != nil || len(p.HELO) != 0 {
+		t.Errorf("policy %+v", p)
+	}
+
+	c, err = loadArgs(t, "--reject", "fail,permerror", "--actions", "mailfrom.permerror.lookup_limit=mark,mailfrom.softfail=quarantine",
+		"--actions", "helo.fail=defer", "--actions", "MailFrom.TempError=Quarantine", "--actions", "helo.permerror.loop=reject")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = policy(c)
+	for _, tc := range []struct {
+		got, want any
+	}{
+		{p.MailFrom, map[spf.Result]milter.Action{spf.Fail: milter.ActionReject, spf.Permerror: milter.ActionReject,
+			spf.Softfail: milter.ActionQuarantine, spf.Temperror: milter.ActionQuarantine}},
+		{p.MailFromPermerror, map[spf.Cause]milter.Action{spf.CauseLookupLimit: milter.ActionAccept}},
+		{p.HELO, map[spf.Result]milter.Action{spf.Fail: milter.ActionTempfail}},
+		{p.HELOPermerror, map[spf.Cause]milter.Action{spf.CauseLoop: milter.ActionReject}},
+	} {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("got %v, want %v", tc.got, tc.want)
+		}
+	}
+
+	for v, why := range map[string]string{
+		"mailfrom.fail":                  "want IDENTITY",
+		"fail=reject":                    "want IDENTITY",
+		"envelope.fail=reject":           "identity must be",
+		"mailfrom.pass=reject":           "pass is never",
+		"mailfrom.bad=reject":            "unknown result",
+		"mailfrom.fail.syntax=reject":    "only permerror",
+		"mailfrom.permerror.typo=reject": "unknown cause",
+		"helo.temperror=reject":          "temperror takes",
+		"mailfrom.fail=discard":          "action must be",
+		"mailfrom.permerror.a.b=reject":  "want IDENTITY",
+	} {
+		_, err := loadArgs(t, "--actions", v)
+		if err == nil || !strings.Contains(err.Error(), why) || !strings.HasPrefix(err.Error(), "flag --actions: ") {
+			t.Errorf("%q: %v, want %q", v, err, why)
+		}
 	}
 }
 

@@ -2,6 +2,9 @@ package main
 
 import (
 	"cmp"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/milter"
@@ -29,7 +32,87 @@ func policy(c *Config) milter.Policy {
 			p.HELO[spf.Temperror] = milter.ActionTempfail
 		}
 	}
+	// The actions setting comes last and overrides: a later rule for the
+	// same key wins.
+	for _, r := range c.Actions {
+		results, causes := p.MailFrom, &p.MailFromPermerror
+		if r.Identity == spf.IdentityHELO {
+			results, causes = p.HELO, &p.HELOPermerror
+		}
+		if r.Cause == "" {
+			results[r.Result] = r.Action
+			continue
+		}
+		if *causes == nil {
+			*causes = map[spf.Cause]milter.Action{}
+		}
+		(*causes)[r.Cause] = r.Action
+	}
 	return p
+}
+
+// actionRule is one entry of the actions setting.
+type actionRule struct {
+	Identity spf.Identity
+	Result   spf.Result
+	Cause    spf.Cause // only with permerror; "" for every permerror
+	Action   milter.Action
+}
+
+// actionWords are the actions setting's words for the milter's actions.
+var actionWords = map[string]milter.Action{
+	"reject":     milter.ActionReject,
+	"defer":      milter.ActionTempfail,
+	"quarantine": milter.ActionQuarantine,
+	"mark":       milter.ActionAccept,
+}
+
+// parseActionRule reads IDENTITY.RESULT[.CAUSE]=ACTION.
+func parseActionRule(v string) (actionRule, error) {
+	bad := func(why string) (actionRule, error) {
+		return actionRule{}, fmt.Errorf("bad action %q (%s)", v, why)
+	}
+	lhs, word, ok := strings.Cut(strings.ToLower(strings.TrimSpace(v)), "=")
+	if !ok {
+		return bad("want IDENTITY.RESULT[.CAUSE]=ACTION, e.g. mailfrom.fail=quarantine")
+	}
+	parts := strings.Split(strings.TrimSpace(lhs), ".")
+	if len(parts) < 2 || len(parts) > 3 {
+		return bad("want IDENTITY.RESULT[.CAUSE]=ACTION, e.g. mailfrom.fail=quarantine")
+	}
+	var r actionRule
+	switch id := spf.Identity(parts[0]); id {
+	case spf.IdentityHELO, spf.IdentityMailFrom:
+		r.Identity = id
+	default:
+		return bad("identity must be helo or mailfrom")
+	}
+	r.Result = spf.Result(parts[1])
+	switch {
+	case r.Result == spf.Pass:
+		return bad("pass is never acted on")
+	case !slices.Contains(spf.Results(), r.Result):
+		return bad("unknown result; want fail, softfail, neutral, none, temperror or permerror")
+	}
+	if len(parts) == 3 {
+		r.Cause = spf.Cause(parts[2])
+		switch {
+		case r.Result != spf.Permerror:
+			return bad("only permerror has causes")
+		case !slices.Contains(spf.Causes(), r.Cause):
+			return bad("unknown cause; want syntax, lookup_limit, void_lookup_limit, no_record, loop or multiple_records")
+		}
+	}
+	a, ok := actionWords[strings.TrimSpace(word)]
+	switch {
+	case !ok:
+		return bad("action must be reject, defer, quarantine or mark")
+	case r.Result == spf.Temperror && a == milter.ActionReject:
+		// RFC 7208 §8.6: a temperror is a transient failure.
+		return bad("temperror takes defer, quarantine or mark")
+	}
+	r.Action = a
+	return r, nil
 }
 
 // milterConfig is the milter's reloadable configuration for c, checking with
