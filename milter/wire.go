@@ -221,7 +221,8 @@ func (c *conn) answered() {
 			if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
 				c.s.log.Debug("milter negotiated", "remote", c.remote(), "mta_protocol", fmt.Sprintf("%#x", uint32(c.offered)),
 					"protocol", fmt.Sprintf("%#x", uint32(proto)),
-					"no_reply_connect", proto&gomilter.OptNoConnReply != 0, "no_reply_helo", proto&gomilter.OptNoHeloReply != 0)
+					"no_reply_connect", proto&gomilter.OptNoConnReply != 0, "no_reply_helo", proto&gomilter.OptNoHeloReply != 0,
+					"quarantine", c.quarantine)
 			}
 		}
 	}
