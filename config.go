@@ -40,6 +40,7 @@ type Config struct {
 	DKIMRescue        milter.Rescue
 	DKIMMaxBytes      int64
 	Actions           []actionRule
+	NeverReject       []string
 	DryRun            bool
 	RejectText        string
 	IdleTimeout       time.Duration
@@ -274,6 +275,24 @@ var settings = []*setting{
 					return err
 				}
 				c.Actions = append(c.Actions, r)
+			}
+			return nil
+		},
+	},
+	{
+		key: "never_reject_recipients", def: "postmaster@", arg: "ADDRESS,…",
+		usage: "Recipients a reject or defer never applies to: `user@domain`, `@domain` (all of it) or `local@` (that local-part at every domain; `postmaster@` by default, RFC 5321 §4.5.1). While the policy can reject or defer, the refusal moves from MAIL FROM to RCPT TO: other recipients get the reply, these get the message, marked. An empty value keeps refusals at MAIL FROM and the MTA skips RCPT TO for the milter.",
+		list:  true, reload: true,
+		set: func(c *Config, vals []string) error {
+			c.NeverReject = []string{}
+			for _, v := range vals {
+				r, err := parseRecipientPattern(v)
+				if err != nil {
+					return err
+				}
+				if !slices.Contains(c.NeverReject, r) {
+					c.NeverReject = append(c.NeverReject, r)
+				}
 			}
 			return nil
 		},
@@ -524,6 +543,19 @@ func parsePrefix(v string) (netip.Prefix, error) {
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	return netip.Prefix{}, fmt.Errorf("bad network %q (want CIDR such as 192.0.2.0/24)", v)
+}
+
+// parseRecipientPattern takes user@domain, @domain or local@, and returns it
+// lower-case with angle brackets and a domain's trailing dot removed.
+func parseRecipientPattern(v string) (string, error) {
+	p := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(v), "<"), ">"))
+	p = strings.TrimSuffix(p, ".")
+	at := strings.LastIndexByte(p, '@')
+	if at < 0 || p == "@" || strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune(`<>,;"\`, r) }) ||
+		strings.Contains(p[at+1:], "..") || strings.HasPrefix(p[at+1:], ".") {
+		return "", fmt.Errorf("bad recipient %q (want user@domain, @domain or local@)", v)
+	}
+	return p, nil
 }
 
 // checkToken refuses what cannot go into a header as a name: spaces,

@@ -64,6 +64,7 @@ func TestDefaults(t *testing.T) {
 		DKIMRescue:        milter.RescueOff,
 		DKIMMaxBytes:      1 << 20,
 		Actions:           []actionRule{},
+		NeverReject:       []string{"postmaster@"},
 		DryRun:            false,
 		RejectText:        "SPF {result} for {domain}: {explanation}",
 		IdleTimeout:       10 * time.Minute,
@@ -251,34 +252,35 @@ func TestParseSize(t *testing.T) {
 // expects one line naming the key (or flag) and the value.
 func TestBadValues(t *testing.T) {
 	bad := map[string]string{
-		"listen":             "tcp:127.0.0.1:8895",
-		"listen_mode":        "0999",
-		"http_listen":        "localhost",
-		"resolver":           "dns.example.net:53",
-		"dns_timeout":        "5 seconds",
-		"cache_size":         "-1",
-		"cache_max_bytes":    "512KiB",
-		"check_timeout":      "0s",
-		"authserv_id":        "mx;example",
-		"receiver":           "mx example",
-		"hide_receiver":      "maybe",
-		"trusted_networks":   "10.0.0.0/33",
-		"skip_authenticated": "sometimes",
-		"reject":             "pass",
-		"reject_helo":        "temperror",
-		"defer_temperror":    "yes please",
-		"dkim_rescue":        "dmarc",
-		"dkim_max_bytes":     "1KiB",
-		"actions":            "mailfrom.fail=drop",
-		"dry_run":            "2",
-		"reject_text":        "line\nbreak",
-		"idle_timeout":       "-1s",
-		"packet_timeout":     "soon",
-		"session_timeout":    "-5m",
-		"max_connections":    "many",
-		"shutdown_timeout":   "forever",
-		"log_format":         "xml",
-		"log_level":          "loud",
+		"listen":                  "tcp:127.0.0.1:8895",
+		"listen_mode":             "0999",
+		"http_listen":             "localhost",
+		"resolver":                "dns.example.net:53",
+		"dns_timeout":             "5 seconds",
+		"cache_size":              "-1",
+		"cache_max_bytes":         "512KiB",
+		"check_timeout":           "0s",
+		"authserv_id":             "mx;example",
+		"receiver":                "mx example",
+		"hide_receiver":           "maybe",
+		"trusted_networks":        "10.0.0.0/33",
+		"skip_authenticated":      "sometimes",
+		"reject":                  "pass",
+		"reject_helo":             "temperror",
+		"defer_temperror":         "yes please",
+		"dkim_rescue":             "dmarc",
+		"dkim_max_bytes":          "1KiB",
+		"actions":                 "mailfrom.fail=drop",
+		"never_reject_recipients": "postmaster",
+		"dry_run":                 "2",
+		"reject_text":             "line\nbreak",
+		"idle_timeout":            "-1s",
+		"packet_timeout":          "soon",
+		"session_timeout":         "-5m",
+		"max_connections":         "many",
+		"shutdown_timeout":        "forever",
+		"log_format":              "xml",
+		"log_level":               "loud",
 	}
 	for _, s := range settings {
 		v, ok := bad[s.key]
@@ -447,6 +449,36 @@ actions:
 		_, err := loadArgs(t, "--actions", v)
 		if err == nil || !strings.Contains(err.Error(), why) || !strings.HasPrefix(err.Error(), "flag --actions: ") {
 			t.Errorf("%q: %v, want %q", v, err, why)
+		}
+	}
+}
+
+func TestNeverRejectRecipientsSetting(t *testing.T) {
+	c, err := loadArgs(t, "--config", writeFile(t, "never_reject_recipients: [Postmaster@, abuse@Example.ORG., \"@optout.example\", <x@y.example>]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"postmaster@", "abuse@example.org", "@optout.example", "x@y.example"}; !slices.Equal(c.NeverReject, want) {
+		t.Errorf("got %q, want %q", c.NeverReject, want)
+	}
+	mc := milterConfig(c, nil, nil)
+	if !mc.NeverReject("ABUSE@example.org") || mc.NeverReject("user@example.org") || mc.RcptStage() {
+		t.Errorf("milter config %q, RCPT stage %v", mc.NeverRejectRecipients, mc.RcptStage())
+	}
+	c.Reject = []spf.Result{spf.Fail}
+	if !milterConfig(c, nil, nil).RcptStage() {
+		t.Error("reject with never_reject_recipients: no RCPT stage")
+	}
+	c, err = loadArgs(t, "--never-reject-recipients", "", "--reject", "fail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc := milterConfig(c, nil, nil); len(mc.NeverRejectRecipients) != 0 || mc.RcptStage() {
+		t.Errorf("empty setting: %q, RCPT stage %v", mc.NeverRejectRecipients, mc.RcptStage())
+	}
+	for _, v := range []string{"@", "a b@example.org", "x@example..org", "x@.example.org", "x,y@example.org"} {
+		if _, err := loadArgs(t, "--never-reject-recipients", v); err == nil || !strings.Contains(err.Error(), "flag --never-reject-recipients: bad recipient") {
+			t.Errorf("%q: %v", v, err)
 		}
 	}
 }

@@ -141,6 +141,8 @@ func milterConfig(c *Config, r spf.Resolver, records *spf.RecordCache) *milter.C
 		// Key lookups go through the same resolver as the SPF checks: its
 		// cache, its timeouts, its DNS metrics.
 		DKIM: &dkim.Verifier{Resolver: r, MaxBytes: c.DKIMMaxBytes, MaxSignatures: dkim.DefaultMaxSignatures},
+		// The milter's own copy: a *milter.Config is never modified.
+		NeverRejectRecipients: slices.Clone(c.NeverReject),
 	}
 }
 

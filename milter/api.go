@@ -50,6 +50,7 @@ package milter
 import (
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/spfmilter/spfmilter/dkim"
@@ -123,6 +124,40 @@ type Config struct {
 	// verifies the signatures when it is on (nil turns it off).
 	DKIMRescue Rescue
 	DKIM       *dkim.Verifier
+	// NeverRejectRecipients are the recipients a reject or tempfail never
+	// applies to: "local@domain", "@domain" (every address of the domain)
+	// or "local@" (that local-part at every domain), lower-case. When it is
+	// set and the policy can reject or defer, the refusal moves from MAIL
+	// FROM to RCPT TO (see RcptStage).
+	NeverRejectRecipients []string
+}
+
+// RcptStage says whether the milter needs the MTA's RCPT TO stage: only
+// when a refusal can move there (see NeverRejectRecipients). Otherwise the
+// MTA is told to skip it, as before the setting existed.
+func (cfg *Config) RcptStage() bool {
+	return cfg != nil && !cfg.DryRun && len(cfg.NeverRejectRecipients) > 0 &&
+		(cfg.Policy.Uses(ActionReject) || cfg.Policy.Uses(ActionTempfail))
+}
+
+// NeverReject says whether rcpt, an envelope address without angle
+// brackets, is one of NeverRejectRecipients. Addresses compare without
+// regard to case: RFC 5321 §4.5.1 makes "postmaster" case-insensitive, and
+// sites treat their other local-parts alike.
+func (cfg *Config) NeverReject(rcpt string) bool {
+	rcpt = strings.ToLower(rcpt)
+	at := strings.LastIndexByte(rcpt, '@')
+	if at < 0 {
+		// RFC 5321 §4.1.1.3: the bare "Postmaster" recipient.
+		rcpt, at = rcpt+"@", len(rcpt)
+	}
+	local, domain := rcpt[:at+1], rcpt[at:]
+	for _, p := range cfg.NeverRejectRecipients {
+		if p == rcpt || p == domain || p == local {
+			return true
+		}
+	}
+	return false
 }
 
 // Observer receives the events metrics count. Labels are small fixed sets.
@@ -165,6 +200,10 @@ const (
 	ActionSkip = "skip"
 	// ReasonDryRun is the reason of every action of a dry run.
 	ReasonDryRun = "dry_run"
+	// ReasonNeverReject is the reason of an accept at end of message for a
+	// message the policy refused at RCPT TO, delivered to the recipients
+	// of NeverRejectRecipients only.
+	ReasonNeverReject = "never_reject_recipient"
 	// ResultNotChecked is the result reported for a HELO identity that
 	// names no domain (spf.Outcome.NotChecked): no check ran.
 	ResultNotChecked = "not_checked"

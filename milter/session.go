@@ -68,8 +68,14 @@ type message struct {
 	authAuthen string
 	authType   string
 	dec        Decision
-	done       bool     // the verdict was already answered (reject, tempfail)
-	ar         []string // values of the Authentication-Results fields, in order
+	done       bool // the verdict was already answered (reject, tempfail)
+	// atRcpt: the reject or tempfail is answered per recipient at RCPT TO
+	// (Config.NeverRejectRecipients); refused and spared count them.
+	atRcpt  bool
+	refused int
+	spared  int
+	reason  string   // the Observer's reason when none of report's applies
+	ar      []string // values of the Authentication-Results fields, in order
 }
 
 var _ gomilter.Milter = (*session)(nil)
@@ -138,13 +144,34 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 	}
 	// A reject or tempfail is answered now, before DATA, with our own reply
 	// text. SMFIR_REPLYCODE keeps the library's session (see the type doc).
+	if len(cfg.NeverRejectRecipients) > 0 && s.conn.rcptStage() {
+		msg.atRcpt = true
+		return gomilter.RespContinue, nil
+	}
 	msg.done = true
 	s.report(msg, "reply", msg.dec.Reply)
 	return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), msg.dec.Reply), nil
 }
 
-func (s *session) RcptTo(string, *gomilter.Modifier) (gomilter.Response, error) {
-	return gomilter.RespContinue, nil
+// RcptTo answers a refusal moved to RCPT TO: each recipient gets the reply
+// MAIL FROM would have had, except those of NeverRejectRecipients, for
+// whom the message is accepted and marked. The verdict is reported at the
+// first refused recipient, and again at end of message when the message
+// reached a spared one.
+func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
+	msg := s.msg
+	if msg == nil || !msg.atRcpt {
+		return gomilter.RespContinue, nil
+	}
+	if msg.cfg.NeverReject(envelopeAddress(rcpt)) {
+		msg.spared++
+		s.log().Debug("recipient spared the refusal", "queue_id", msg.queueID, "rcpt", envelopeAddress(rcpt))
+		return gomilter.RespContinue, nil
+	}
+	if msg.refused++; msg.refused == 1 {
+		s.report(msg, "reply", msg.dec.Reply, "stage", "rcpt")
+	}
+	return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), msg.dec.Reply), nil
 }
 
 func (s *session) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
@@ -243,6 +270,9 @@ func (s *session) eom(ed headerEditor, macros map[string]string) (string, error)
 		}
 	}
 	switch {
+	case msg.atRcpt:
+		msg.dec.Action, msg.reason = ActionAccept, ReasonNeverReject
+		s.report(msg, "recipients_spared", msg.spared, "recipients_refused", msg.refused)
 	case msg.dec.Reply != "":
 		s.report(msg, "dry_run_reply", msg.dec.Reply)
 	case msg.dec.Quarantine != "" && msg.cfg.DryRun:
@@ -285,6 +315,8 @@ func (s *session) report(msg *message, extra ...any) {
 		action, reason = ActionSkip, d.Skip
 	case msg.cfg.DryRun:
 		reason = ReasonDryRun
+	case msg.reason != "":
+		reason = msg.reason
 	}
 	s.srv.obs.Action(action, reason)
 

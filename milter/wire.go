@@ -115,6 +115,7 @@ type conn struct {
 	// SMFIF_QUARANTINE was negotiated.
 	offeredActions gomilter.OptAction
 	quarantine     bool
+	rcpt           bool // the RCPT TO stage was asked for
 	hdrBytes       int
 
 	// bodyOK is set when the MTA sends the body: dkim_rescue was on at
@@ -208,12 +209,18 @@ func (c *conn) answered() {
 				proto |= gomilter.OptNoBodyReply
 			}
 			proto &^= (offerFlags | gomilter.OptNoBodyReply) &^ c.offered
+			cfg := c.s.cfg.Load()
+			// RCPT TO only when a refusal can move there.
+			if cfg.RcptStage() {
+				proto &^= gomilter.OptNoRcptTo
+				c.rcpt = true
+			}
 			binary.BigEndian.PutUint32(resp[13:], uint32(proto))
 			c.noReply = proto & (offerFlags | gomilter.OptNoBodyReply)
 			c.bodyOK = proto&gomilter.OptNoBody == 0
 			// SMFIF_QUARANTINE is asked for only when the policy in force
 			// can quarantine, and only when the MTA offers it.
-			if cfg := c.s.cfg.Load(); cfg != nil && cfg.Policy.Uses(ActionQuarantine) && c.offeredActions&gomilter.OptQuarantine != 0 {
+			if cfg != nil && cfg.Policy.Uses(ActionQuarantine) && c.offeredActions&gomilter.OptQuarantine != 0 {
 				act := gomilter.OptAction(binary.BigEndian.Uint32(resp[9:]))
 				binary.BigEndian.PutUint32(resp[9:], uint32(act|gomilter.OptQuarantine))
 				c.quarantine = true
@@ -222,7 +229,7 @@ func (c *conn) answered() {
 				c.s.log.Debug("milter negotiated", "remote", c.remote(), "mta_protocol", fmt.Sprintf("%#x", uint32(c.offered)),
 					"protocol", fmt.Sprintf("%#x", uint32(proto)),
 					"no_reply_connect", proto&gomilter.OptNoConnReply != 0, "no_reply_helo", proto&gomilter.OptNoHeloReply != 0,
-					"quarantine", c.quarantine)
+					"quarantine", c.quarantine, "rcpt", c.rcpt)
 			}
 		}
 	}
@@ -249,6 +256,11 @@ func (w wireMilter) Helo(name string, m *gomilter.Modifier) (gomilter.Response, 
 
 func (w wireMilter) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
 	r, err := w.session.MailFrom(from, m)
+	return w.conn.send(r, 0), err
+}
+
+func (w wireMilter) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
+	r, err := w.session.RcptTo(rcpt, m)
 	return w.conn.send(r, 0), err
 }
 
@@ -311,6 +323,10 @@ func (e wireEditor) Quarantine(reason string) error {
 // connection (the library's own sessions in tests) it is left to the
 // library.
 func (c *conn) canQuarantine() bool { return c == nil || c.quarantine }
+
+// rcptStage says whether the RCPT TO stage was negotiated; without a
+// connection (the library's own sessions in tests) it was.
+func (c *conn) rcptStage() bool { return c == nil || c.rcpt }
 
 // queueEdit appends a header edit packet. As go-milter does, CRLF in the
 // value becomes LF: Postfix wants LF line ends and would double the CR.
