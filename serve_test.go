@@ -106,7 +106,15 @@ func verdict(t *testing.T, network, addr, ip, helo, sender string) (*gomilter.Ac
 	if act.Code != gomilter.ActContinue {
 		return act, nil
 	}
-	return finishMessage(t, s)
+	// With a reject policy, never_reject_recipients (postmaster@ by
+	// default) moves the refusal to RCPT TO.
+	if act, err := s.Rcpt("rcpt@example.net", nil); err != nil || act.Code != gomilter.ActContinue {
+		if err != nil {
+			t.Fatalf("RCPT: %v", err)
+		}
+		return act, nil
+	}
+	return finishBody(t, s)
 }
 
 func openSession(t *testing.T, network, addr, ip, helo string) *gomilter.ClientSession {
@@ -134,6 +142,12 @@ func finishMessage(t *testing.T, s *gomilter.ClientSession) (*gomilter.Action, [
 	if act, err := s.Rcpt("rcpt@example.net", nil); err != nil || act.Code != gomilter.ActContinue {
 		t.Fatalf("RCPT: %v %v", act, err)
 	}
+	return finishBody(t, s)
+}
+
+// finishBody sends the header and the end of message.
+func finishBody(t *testing.T, s *gomilter.ClientSession) (*gomilter.Action, []gomilter.ModifyAction) {
+	t.Helper()
 	var h textproto.Header
 	h.Add("Subject", "test")
 	if act, err := s.Header(h); err != nil || act.Code != gomilter.ActContinue {

@@ -31,7 +31,7 @@ func budgetMilters(t *testing.T, dnsAddr string) (mark, deferring *milterProc) {
 	short := []string{"--check-timeout", budgetCheckTimeout}
 	mark = startMilter(t, "budget-mark", dnsAddr, short...)
 	deferring = startMilter(t, "budget-defer", dnsAddr,
-		append(short, "--reject", "fail", "--reject-helo", "fail", "--defer-temperror")...)
+		append(short, "--reject", "fail", "--reject-helo", "fail", "--defer-temperror", "--never-reject-recipients=")...)
 	return mark, deferring
 }
 

@@ -71,7 +71,9 @@ const (
 // without SPF (none), and defers temperrors, and the same in dry-run mode.
 func startMilters(t *testing.T, dnsAddr string) (mark, rej, dry *milterProc) {
 	t.Helper()
-	enforce := []string{"--reject", "fail", "--reject-helo", "fail,none", "--defer-temperror"}
+	// An empty never_reject_recipients keeps the refusals at MAIL FROM,
+	// where the scenarios expect them; policy_test.go has them at RCPT TO.
+	enforce := []string{"--reject", "fail", "--reject-helo", "fail,none", "--defer-temperror", "--never-reject-recipients="}
 	// At debug level, it logs what it negotiated (see checkNegotiated).
 	mark = startMilter(t, "mark", dnsAddr, "--log-level", "debug")
 	rej = startMilter(t, "reject", dnsAddr, enforce...)

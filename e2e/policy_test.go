@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"net/textproto"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +63,106 @@ func TestPostfixQuarantine(t *testing.T) {
 	}
 	if out := m.out.String(); !strings.Contains(out, "action=quarantine") || !strings.Contains(out, `quarantine="SPF fail for mailfrom `+failDomain+`"`) {
 		t.Errorf("milter log lacks the quarantine:\n%s", out)
+	}
+}
+
+// With --reject fail and never_reject_recipients (postmaster@ by default,
+// plus one address), a failing sender is refused at RCPT TO for an ordinary
+// recipient while postmaster@ and the opted-out recipient of the same
+// message get it, marked; a passing sender reaches every recipient.
+func TestPostfixRcptOptOut(t *testing.T) {
+	needRoot(t)
+	needProgram(t, "postfix")
+	needProgram(t, "smtp-sink")
+	dir := openRunDir(t)
+	dns := startDNS(t)
+	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	optOut := "customer@dest.example.test"
+	m := startMilter(t, "optout", dns.Addr(), "--reject", "fail",
+		"--never-reject-recipients", "postmaster@", "--never-reject-recipients", optOut, "--log-level", "debug")
+	s := startSink(t, dir)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startPostfix(t, dir, ns, s.Port, []postfixListener{{Addr: addr, Milter: m.Addr}})
+	testRcptOptOut(t, addr, s, optOut, func(f headerField) bool { return strings.Contains(f.Value, "by "+mtaHost+" (Postfix)") })
+	if out := m.out.String(); !strings.Contains(out, "rcpt=true") {
+		t.Errorf("the RCPT stage was not negotiated:\n%s", out)
+	}
+}
+
+func testRcptOptOut(t *testing.T, addr string, s *sink, optOut string, own func(headerField) bool) {
+	t.Helper()
+	c := dialSMTP(t, addr, clientHELO)
+	id := uniqueID("rcpt", "optout", 0)
+	if err := c.c.Mail("bob@" + failDomain); err != nil {
+		t.Fatalf("MAIL FROM: %v", err)
+	}
+	err := c.c.Rcpt(rcptAddr)
+	if te, ok := err.(*textproto.Error); !ok || te.Code != 550 || !strings.HasPrefix(te.Msg, "5.7.23 ") {
+		t.Errorf("RCPT TO:<%s>: %v, want 550 5.7.23", rcptAddr, err)
+	}
+	for _, r := range []string{"postmaster@dest.example.test", optOut} {
+		if err := c.c.Rcpt(r); err != nil {
+			t.Fatalf("RCPT TO:<%s>: %v", r, err)
+		}
+	}
+	w, err := c.c.Data()
+	if err != nil {
+		t.Fatalf("DATA: %v", err)
+	}
+	if _, err := w.Write([]byte(message{ID: id, From: "bob@" + failDomain}.data())); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("end of DATA: %v", err)
+	}
+	passID := uniqueID("rcpt", "optout", 1)
+	if err := c.send(t, message{ID: passID, From: "alice@" + passDomain}); err != nil {
+		t.Fatalf("passing sender refused: %d %s", err.Code, err.Msg)
+	}
+	c.quit()
+
+	got := s.wait(t, id, 60*time.Second)
+	s.wait(t, passID, 60*time.Second)
+	rcpts := envelopeRcpts(got.Raw)
+	slices.Sort(rcpts)
+	if want := []string{optOut, "postmaster@dest.example.test"}; !slices.Equal(rcpts, want) {
+		t.Errorf("delivered to %q, want %q", rcpts, want)
+	}
+	checkHeaders(t, &mtaRun{Name: "rcpt", OwnReceived: own}, got.Header, clientHELO,
+		spfWant{Result: "fail", ClientIP: "127.0.0.1", From: "bob@" + failDomain, Mailbox: "bob@" + failDomain, Mechanism: "-all"})
+}
+
+// envelopeRcpts are the recipients smtp-sink noted (X-Rcpt-Args).
+func envelopeRcpts(raw string) []string {
+	var out []string
+	for line := range strings.SplitSeq(raw, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), "X-Rcpt-Args: "); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				out = append(out, strings.Trim(f[0], "<>"))
+			}
+		}
+	}
+	return out
+}
+
+// The same through Sendmail, which also reports RCPT TO to the milter.
+func TestSendmailRcptOptOut(t *testing.T) {
+	needRoot(t)
+	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"), "Sendmail")
+	needProgram(t, "smtp-sink")
+	dir := openRunDir(t)
+	dns := startDNS(t)
+	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	optOut := "customer@dest.example.test"
+	m := startMilter(t, "optout", dns.Addr(), "--reject", "fail",
+		"--never-reject-recipients", "postmaster@,"+optOut, "--log-level", "debug")
+	s := startSink(t, dir)
+	port := freePort(t)
+	startSendmail(t, dir, ns, s.Port, []sendmailFilter{{Name: "spfoptout", Milter: m}},
+		[]sendmailDaemon{{Name: "MTA-optout", Family: "inet", Addr: "127.0.0.1", Port: port, Filter: "spfoptout"}})
+	testRcptOptOut(t, fmt.Sprintf("127.0.0.1:%d", port), s, optOut, func(f headerField) bool { return strings.Contains(f.Value, "by "+mtaHost+" (8.") })
+	if out := m.out.String(); !strings.Contains(out, "rcpt=true") {
+		t.Errorf("the RCPT stage was not negotiated:\n%s", out)
 	}
 }
