@@ -262,7 +262,8 @@ func evaluate(ctx context.Context, c *Config, r spf.Resolver, f milter.Facts, ms
 	return rep
 }
 
-// reason is the report's reason word: the skip reason, "dry_run", or "".
+// reason is the report's reason word: the skip reason, "dry_run", the
+// exemption, or "".
 func (rep *checkReport) reason() string {
 	switch {
 	case rep.Decision.Skip != "":
@@ -270,7 +271,7 @@ func (rep *checkReport) reason() string {
 	case rep.DryRun:
 		return milter.ReasonDryRun
 	}
-	return ""
+	return rep.Decision.Exempt
 }
 
 // action is the action as the daemon logs it.
@@ -348,6 +349,7 @@ func (rep *checkReport) writeJSON(w io.Writer, trace bool) error {
 		Reason       string            `json:"reason"`
 		Reply        string            `json:"reply"`
 		Quarantine   string            `json:"quarantine"`
+		ExemptBy     string            `json:"exempt_by"`
 		DNSQueries   int               `json:"dns_queries"`
 		DNSCacheHits int               `json:"dns_cache_hits"`
 		Headers      map[string]string `json:"headers"`
@@ -356,7 +358,7 @@ func (rep *checkReport) writeJSON(w io.Writer, trace bool) error {
 	}{
 		HELO: toJSON(rep.Decision.HELO, trace), MailFrom: toJSON(rep.Decision.MailFrom, trace),
 		Action: rep.action(), Reason: rep.reason(), Reply: rep.Decision.Reply,
-		Quarantine: rep.Decision.Quarantine,
+		Quarantine: rep.Decision.Quarantine, ExemptBy: rep.Decision.ExemptBy,
 		DNSQueries: rep.Queries, DNSCacheHits: rep.CacheHits, Headers: hdrs,
 	}
 	if rep.Message {
@@ -399,6 +401,8 @@ func (rep *checkReport) writeText(w io.Writer, trace bool) error {
 		action += fmt.Sprintf(" (%s %s)", d.Identity, o.Result)
 	case d.Skip != "":
 		action += " (" + d.Skip + "): " + skipText(d.Skip)
+	case d.Exempt != "":
+		action += fmt.Sprintf(" (%s %s passes SPF: exempt)", d.Exempt, d.ExemptBy)
 	}
 	if rep.DryRun && d.Skip == "" {
 		action += "; dry run: logged, not applied"

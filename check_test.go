@@ -111,7 +111,7 @@ func TestCheckJSON(t *testing.T) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		if want := []string{"action", "dns_cache_hits", "dns_queries", "headers", "helo", "mailfrom", "quarantine", "reason", "reply"}; !slices.Equal(keys, want) {
+		if want := []string{"action", "dns_cache_hits", "dns_queries", "exempt_by", "headers", "helo", "mailfrom", "quarantine", "reason", "reply"}; !slices.Equal(keys, want) {
 			t.Errorf("top-level keys %q, want %q", keys, want)
 		}
 		if m["action"] != "accept" || m["reason"] != "" || m["reply"] != "" {
@@ -314,6 +314,20 @@ func TestCheckQuarantineAndCause(t *testing.T) {
 		if !strings.Contains(stdout.String(), s) {
 			t.Errorf("text lacks %q:\n%s", s, stdout.String())
 		}
+	}
+}
+
+// A forwarder is proven by SPF: check says which one exempted the client.
+func TestCheckForwarder(t *testing.T) {
+	srv := spftest.NewServer(t, testWorld())
+	base := []string{"--ip", "192.0.2.10", "--helo", "soft.example.org", "--sender", "user@soft.example.org", "--reject", "softfail"}
+	m := runCheckJSON(t, srv, append(base, "--forwarder-domains", "soft.example.org,example.org")...)
+	if m["action"] != "accept" || m["reason"] != "forwarder" || m["exempt_by"] != "example.org" || m["reply"] != "" {
+		t.Errorf("action %v, reason %v, exempt_by %v, reply %v", m["action"], m["reason"], m["exempt_by"], m["reply"])
+	}
+	m = runCheckJSON(t, srv, append(base, "--forwarder-domains", "soft.example.org")...)
+	if m["action"] != "reject" || m["reason"] != "" || m["exempt_by"] != "" {
+		t.Errorf("name only: action %v, reason %v, exempt_by %v", m["action"], m["reason"], m["exempt_by"])
 	}
 }
 

@@ -41,6 +41,8 @@ type Config struct {
 	DKIMMaxBytes      int64
 	Actions           []actionRule
 	NeverReject       []string
+	ForwarderDomains  []string
+	AllowHELO         []string
 	DryRun            bool
 	RejectText        string
 	IdleTimeout       time.Duration
@@ -298,6 +300,18 @@ var settings = []*setting{
 		},
 	},
 	{
+		key: "forwarder_domains", def: "", defDoc: "empty", arg: "DOMAIN,…",
+		usage: "Forwarding services whose mail is never refused nor held: a client is exempt when it passes SPF for one of these domains (their own published outbound hosts), checked only when the policy would act and with the same resolver, cache, limits and deadline. A sender or HELO that merely names one exempts nobody.",
+		list:  true, reload: true,
+		set: domains(func(c *Config) *[]string { return &c.ForwarderDomains }),
+	},
+	{
+		key: "allow_helo", def: "", defDoc: "empty", arg: "NAME,…",
+		usage: "HELO names whose mail is never refused nor held, when the HELO identity passes SPF (a name alone exempts nobody).",
+		list:  true, reload: true,
+		set: domains(func(c *Config) *[]string { return &c.AllowHELO }),
+	},
+	{
 		key: "dry_run", def: "false",
 		usage: "Add the headers and log the verdicts, but never reject nor defer.", reload: true,
 		set: boolean(func(c *Config) *bool { return &c.DryRun }),
@@ -543,6 +557,23 @@ func parsePrefix(v string) (netip.Prefix, error) {
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	return netip.Prefix{}, fmt.Errorf("bad network %q (want CIDR such as 192.0.2.0/24)", v)
+}
+
+func domains(field func(*Config) *[]string) func(*Config, []string) error {
+	return func(c *Config, vals []string) error {
+		ds := []string{}
+		for _, v := range vals {
+			d, ok := spf.NormalizeDomain(v)
+			if !ok {
+				return fmt.Errorf("bad domain %q (want a fully qualified domain name)", v)
+			}
+			if !slices.Contains(ds, d) {
+				ds = append(ds, d)
+			}
+		}
+		*field(c) = ds
+		return nil
+	}
 }
 
 // parseRecipientPattern takes user@domain, @domain or local@, and returns it

@@ -65,6 +65,8 @@ func TestDefaults(t *testing.T) {
 		DKIMMaxBytes:      1 << 20,
 		Actions:           []actionRule{},
 		NeverReject:       []string{"postmaster@"},
+		ForwarderDomains:  []string{},
+		AllowHELO:         []string{},
 		DryRun:            false,
 		RejectText:        "SPF {result} for {domain}: {explanation}",
 		IdleTimeout:       10 * time.Minute,
@@ -272,6 +274,8 @@ func TestBadValues(t *testing.T) {
 		"dkim_max_bytes":          "1KiB",
 		"actions":                 "mailfrom.fail=drop",
 		"never_reject_recipients": "postmaster",
+		"forwarder_domains":       "forwarder",
+		"allow_helo":              "mx..example.org",
 		"dry_run":                 "2",
 		"reject_text":             "line\nbreak",
 		"idle_timeout":            "-1s",
@@ -480,6 +484,17 @@ func TestNeverRejectRecipientsSetting(t *testing.T) {
 		if _, err := loadArgs(t, "--never-reject-recipients", v); err == nil || !strings.Contains(err.Error(), "flag --never-reject-recipients: bad recipient") {
 			t.Errorf("%q: %v", v, err)
 		}
+	}
+}
+
+func TestForwarderSettings(t *testing.T) {
+	c, err := loadArgs(t, "--config", writeFile(t, "forwarder_domains: [Fwd.Example.NET., bücher.example]\nallow_helo: [MX.Example.ORG]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := milterConfig(c, nil, nil)
+	if !slices.Equal(mc.ForwarderDomains, []string{"fwd.example.net", "xn--bcher-kva.example"}) || !slices.Equal(mc.AllowHELO, []string{"mx.example.org"}) {
+		t.Errorf("forwarders %q, allow_helo %q", mc.ForwarderDomains, mc.AllowHELO)
 	}
 }
 

@@ -143,6 +143,8 @@ func milterConfig(c *Config, r spf.Resolver, records *spf.RecordCache) *milter.C
 		DKIM: &dkim.Verifier{Resolver: r, MaxBytes: c.DKIMMaxBytes, MaxSignatures: dkim.DefaultMaxSignatures},
 		// The milter's own copy: a *milter.Config is never modified.
 		NeverRejectRecipients: slices.Clone(c.NeverReject),
+		ForwarderDomains:      slices.Clone(c.ForwarderDomains),
+		AllowHELO:             slices.Clone(c.AllowHELO),
 	}
 }
 

@@ -166,3 +166,41 @@ func TestSendmailRcptOptOut(t *testing.T) {
 		t.Errorf("the RCPT stage was not negotiated:\n%s", out)
 	}
 }
+
+// A client that passes SPF for a listed forwarder gets a failing sender's
+// message delivered (marked fail); listing the failing sender's own domain
+// as a forwarder exempts nobody.
+func TestPostfixForwarder(t *testing.T) {
+	needRoot(t)
+	needProgram(t, "postfix")
+	needProgram(t, "smtp-sink")
+	dir := openRunDir(t)
+	dns := startDNS(t)
+	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	enforce := []string{"--reject", "fail", "--never-reject-recipients="}
+	fwd := startMilter(t, "forwarder", dns.Addr(), append(enforce, "--forwarder-domains", fwdDomain)...)
+	named := startMilter(t, "named", dns.Addr(), append(enforce, "--forwarder-domains", failDomain)...)
+	s := startSink(t, dir)
+	a1, a2 := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startPostfix(t, dir, ns, s.Port, []postfixListener{{Addr: a1, Milter: fwd.Addr}, {Addr: a2, Milter: named.Addr}})
+
+	c := dialSMTP(t, a1, clientHELO)
+	id := uniqueID("postfix", "forwarder", 0)
+	if err := c.send(t, message{ID: id, From: "bob@" + failDomain}); err != nil {
+		t.Fatalf("forwarded message refused: %d %s", err.Code, err.Msg)
+	}
+	c.quit()
+	got := s.wait(t, id, 60*time.Second)
+	checkHeaders(t, &mtaRun{Name: "postfix", OwnReceived: func(f headerField) bool { return strings.Contains(f.Value, "by "+mtaHost+" (Postfix)") }},
+		got.Header, clientHELO, spfWant{Result: "fail", ClientIP: "127.0.0.1", From: "bob@" + failDomain, Mailbox: "bob@" + failDomain, Mechanism: "-all"})
+	if out := fwd.out.String(); !strings.Contains(out, "reason=forwarder exempt=forwarder exempt_by="+fwdDomain) {
+		t.Errorf("milter log lacks the exemption:\n%s", out)
+	}
+
+	c = dialSMTP(t, a2, clientHELO)
+	err := c.send(t, message{ID: uniqueID("postfix", "forwarder", 1), From: "bob@" + failDomain})
+	if err == nil || err.Code != 550 {
+		t.Errorf("a forwarder named but not passed: %v, want 550", err)
+	}
+	c.quit()
+}

@@ -24,6 +24,7 @@ const (
 	softfailDomain = "softfail.example.test"
 	timeoutDomain  = "timeout.example.test"
 	slowHELO       = "slowhelo.example.test" // a HELO name whose TXT query is never answered
+	fwdDomain      = "fwd.example.test"      // a forwarding service whose hosts are the clients
 )
 
 var (
@@ -42,6 +43,7 @@ var (
 //	slowhelo.example.test  the same, as a HELO name
 //	client.example.test    the HELO name, pass like pass.example.test
 //	badhelo.example.test   a HELO name that fails (-all)
+//	fwd.example.test       a forwarder: pass for 127.0.0.1 and ::1
 //
 // fail.example.test also publishes a DKIM key (dkimSelector), so that
 // its mail forwarded from 127.0.0.1 can be rescued.
@@ -54,6 +56,7 @@ func testWorld() *spftest.Resolver {
 			softfailDomain: {"v=spf1 ~all"},
 			clientHELO:     {"v=spf1 ip4:127.0.0.1 ip6:::1 -all"},
 			badHELO:        {"v=spf1 -all"},
+			fwdDomain:      {"v=spf1 ip4:127.0.0.1 ip6:::1 -all"},
 		},
 		A: map[string][]netip.Addr{
 			mtaHost:             addrs(loop4),

@@ -28,7 +28,7 @@ var (
 	actions = milter.ActionLabels()
 	// causes of a permerror (spf.Causes).
 	causes  = milter.CauseLabels()
-	reasons = append(append([]string{reasonNone}, milter.SkipReasons()...), milter.ReasonDryRun, milter.ReasonNeverReject)
+	reasons = append(append([]string{reasonNone}, milter.SkipReasons()...), milter.ReasonDryRun, milter.ReasonNeverReject, milter.ExemptForwarder, milter.ExemptAllowHELO)
 	stages  = milter.StageLabels()
 	// rescueOutcomes of a message decided by its DKIM signatures.
 	rescueOutcomes = milter.RescueLabels()
@@ -59,7 +59,9 @@ var actionReasons = func() [][2]string {
 			out = append(out, [2]string{a, milter.ReasonDryRun})
 		}
 	}
-	out = append(out, [2]string{string(milter.ActionAccept), milter.ReasonNeverReject})
+	for _, r := range []string{milter.ReasonNeverReject, milter.ExemptForwarder, milter.ExemptAllowHELO} {
+		out = append(out, [2]string{string(milter.ActionAccept), r})
+	}
 	return out
 }()
 

@@ -130,6 +130,12 @@ type Config struct {
 	// set and the policy can reject or defer, the refusal moves from MAIL
 	// FROM to RCPT TO (see RcptStage).
 	NeverRejectRecipients []string
+	// ForwarderDomains exempt a client from any action but accept when it
+	// passes SPF for one of them; AllowHELO when its HELO identity passes
+	// SPF and is one of them. Names are lower-case A-labels without the
+	// trailing dot.
+	ForwarderDomains []string
+	AllowHELO        []string
 }
 
 // RcptStage says whether the milter needs the MTA's RCPT TO stage: only
@@ -204,6 +210,10 @@ const (
 	// message the policy refused at RCPT TO, delivered to the recipients
 	// of NeverRejectRecipients only.
 	ReasonNeverReject = "never_reject_recipient"
+	// The exemptions (Decision.Exempt), also the reasons of the accepts
+	// they give.
+	ExemptForwarder = "forwarder"
+	ExemptAllowHELO = "allow_helo"
 	// ResultNotChecked is the result reported for a HELO identity that
 	// names no domain (spf.Outcome.NotChecked): no check ran.
 	ResultNotChecked = "not_checked"

@@ -317,6 +317,8 @@ func (s *session) report(msg *message, extra ...any) {
 		reason = ReasonDryRun
 	case msg.reason != "":
 		reason = msg.reason
+	case d.Exempt != "":
+		reason = d.Exempt
 	}
 	s.srv.obs.Action(action, reason)
 
@@ -343,6 +345,9 @@ func (s *session) report(msg *message, extra ...any) {
 	}
 	if d.Identity != "" {
 		attrs = append(attrs, "identity", string(d.Identity))
+	}
+	if d.Exempt != "" {
+		attrs = append(attrs, "exempt", d.Exempt, "exempt_by", d.ExemptBy)
 	}
 	if msg.authAuthen != "" {
 		attrs = append(attrs, "auth", msg.authAuthen)

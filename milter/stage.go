@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/spfmilter/spfmilter/dkim"
@@ -55,6 +56,11 @@ type Decision struct {
 	// Quarantine is the reason given to the MTA with a quarantine (""
 	// otherwise); under Config.DryRun the one that would have been given.
 	Quarantine string
+	// Exempt is why a verdict other than accept was turned into accept
+	// (ExemptForwarder, ExemptAllowHELO), "" otherwise; ExemptBy is the
+	// forwarder domain or the HELO name that passed.
+	Exempt   string
+	ExemptBy string
 }
 
 // Evaluate answers one MAIL command as the milter does, with no earlier
@@ -110,7 +116,20 @@ func (cfg *Config) evaluate(ctx context.Context, f Facts, hc **heloCheck, obs Ob
 	observe(obs, &mf)
 	d.MailFrom = &mf
 
+	cfg.apply(ctx, f, &d)
+	return d
+}
+
+// apply fills in d's verdict from its outcomes: the policy's action, then
+// the exemptions (forwarders, allowed HELO names), then the reply.
+func (cfg *Config) apply(ctx context.Context, f Facts, d *Decision) {
 	v := decide(cfg.Policy, d.HELO, d.MailFrom)
+	if v.Action != ActionAccept {
+		d.Exempt, d.ExemptBy = cfg.exempt(ctx, f, d.HELO)
+		if d.Exempt != "" {
+			v = verdict{Action: ActionAccept}
+		}
+	}
 	d.Action = v.Action
 	switch v.Action {
 	case ActionReject, ActionTempfail:
@@ -120,8 +139,31 @@ func (cfg *Config) evaluate(ctx context.Context, f Facts, hc **heloCheck, obs Ob
 		d.Identity = v.Outcome.Identity
 		d.Quarantine = quarantineReason(v.Outcome)
 	}
-	d.Rescuable = cfg.rescuable(d)
-	return d
+	d.Rescuable = cfg.rescuable(*d)
+}
+
+// exempt says whether the client is spared a verdict other than accept,
+// and by which name: ExemptAllowHELO when its HELO identity passed SPF and
+// is one of AllowHELO; ExemptForwarder when it passes SPF for one of
+// ForwarderDomains, checked in order with the same checker and under the
+// same deadline as the message's own checks. A name that matches without
+// a pass exempts nobody: anyone can say any HELO or MAIL FROM.
+func (cfg *Config) exempt(ctx context.Context, f Facts, helo *spf.Outcome) (reason, by string) {
+	if helo != nil && !helo.NotChecked && helo.Result == spf.Pass && slices.Contains(cfg.AllowHELO, helo.Domain) {
+		return ExemptAllowHELO, helo.Domain
+	}
+	for _, dom := range cfg.ForwarderDomains {
+		if ctx.Err() != nil {
+			break
+		}
+		// check_host(<ip>, <forwarder>, postmaster@<forwarder>): the
+		// forwarder's own record, as for mail it sends in its own name.
+		out := cfg.Checker.CheckMailFrom(ctx, spf.Args{IP: f.IP, Sender: "postmaster@" + dom, HELO: f.HELO})
+		if out.Result == spf.Pass {
+			return ExemptForwarder, dom
+		}
+	}
+	return "", ""
 }
 
 // observe tells obs, when not nil, about one evaluated identity.

@@ -14,6 +14,12 @@ const (
 	maxDomainLen = 253
 )
 
+// NormalizeDomain is the form in which Outcome.Domain names a domain:
+// lower-case A-labels without the trailing dot. ok is false when name is not
+// a usable multi-label domain name. Settings that name domains use it so
+// that they compare equal to outcomes.
+func NormalizeDomain(name string) (string, bool) { return normalizeDomain(strings.TrimSpace(name)) }
+
 // normalizeDomain returns name lower-cased, without a trailing dot and with
 // U-labels converted to A-labels, or ok=false when it is not a usable
 // multi-label domain name (RFC 7208 §4.3: check_host() then returns none).
