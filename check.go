@@ -332,6 +332,25 @@ type signatureJSON struct {
 	Problem  string      `json:"problem"`
 }
 
+// shadowJSON is the shadow policy's verdict in check --json: null without
+// a shadow policy or when SPF was skipped.
+type shadowJSON struct {
+	Action     string `json:"action"`
+	Reason     string `json:"reason"`
+	Reply      string `json:"reply"`
+	Quarantine string `json:"quarantine"`
+	ExemptBy   string `json:"exempt_by"`
+	Differs    bool   `json:"differs"`
+}
+
+func (rep *checkReport) shadowJSON() *shadowJSON {
+	d := rep.Decision
+	if d.Shadow == nil {
+		return nil
+	}
+	return &shadowJSON{string(d.Shadow.Action), d.Shadow.Exempt, d.Shadow.Reply, d.Shadow.Quarantine, d.Shadow.ExemptBy, d.ShadowDiffers()}
+}
+
 func (rep *checkReport) writeJSON(w io.Writer, trace bool) error {
 	hdrs := map[string]string{}
 	for _, f := range rep.Fields {
@@ -350,6 +369,7 @@ func (rep *checkReport) writeJSON(w io.Writer, trace bool) error {
 		Reply        string            `json:"reply"`
 		Quarantine   string            `json:"quarantine"`
 		ExemptBy     string            `json:"exempt_by"`
+		Shadow       *shadowJSON       `json:"shadow"`
 		DNSQueries   int               `json:"dns_queries"`
 		DNSCacheHits int               `json:"dns_cache_hits"`
 		Headers      map[string]string `json:"headers"`
@@ -358,7 +378,7 @@ func (rep *checkReport) writeJSON(w io.Writer, trace bool) error {
 	}{
 		HELO: toJSON(rep.Decision.HELO, trace), MailFrom: toJSON(rep.Decision.MailFrom, trace),
 		Action: rep.action(), Reason: rep.reason(), Reply: rep.Decision.Reply,
-		Quarantine: rep.Decision.Quarantine, ExemptBy: rep.Decision.ExemptBy,
+		Quarantine: rep.Decision.Quarantine, ExemptBy: rep.Decision.ExemptBy, Shadow: rep.shadowJSON(),
 		DNSQueries: rep.Queries, DNSCacheHits: rep.CacheHits, Headers: hdrs,
 	}
 	if rep.Message {
@@ -421,6 +441,27 @@ func (rep *checkReport) writeText(w io.Writer, trace bool) error {
 			b.WriteString(" (not asked: dry run)")
 		}
 		b.WriteString("\n")
+	}
+	if sh := d.Shadow; sh != nil {
+		line := string(sh.Action)
+		switch {
+		case sh.Identity != "":
+			line += fmt.Sprintf(" (%s)", sh.Identity)
+		case sh.Exempt != "":
+			line += fmt.Sprintf(" (%s %s passes SPF: exempt)", sh.Exempt, sh.ExemptBy)
+		}
+		if d.ShadowDiffers() {
+			line += "; differs from the live policy (never applied)"
+		} else {
+			line += "; same as the live policy"
+		}
+		if sh.Reply != "" {
+			line += "\n          reply: " + sh.Reply
+		}
+		if sh.Quarantine != "" {
+			line += "\n          hold: " + sh.Quarantine
+		}
+		fmt.Fprintf(&b, "%-9s %s\n", "shadow:", line)
 	}
 	if len(rep.Fields) > 0 {
 		b.WriteString("\n")

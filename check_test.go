@@ -111,7 +111,7 @@ func TestCheckJSON(t *testing.T) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		if want := []string{"action", "dns_cache_hits", "dns_queries", "exempt_by", "headers", "helo", "mailfrom", "quarantine", "reason", "reply"}; !slices.Equal(keys, want) {
+		if want := []string{"action", "dns_cache_hits", "dns_queries", "exempt_by", "headers", "helo", "mailfrom", "quarantine", "reason", "reply", "shadow"}; !slices.Equal(keys, want) {
 			t.Errorf("top-level keys %q, want %q", keys, want)
 		}
 		if m["action"] != "accept" || m["reason"] != "" || m["reply"] != "" {
@@ -328,6 +328,29 @@ func TestCheckForwarder(t *testing.T) {
 	m = runCheckJSON(t, srv, append(base, "--forwarder-domains", "soft.example.org")...)
 	if m["action"] != "reject" || m["reason"] != "" || m["exempt_by"] != "" {
 		t.Errorf("name only: action %v, reason %v, exempt_by %v", m["action"], m["reason"], m["exempt_by"])
+	}
+}
+
+// check shows the shadow verdict beside the live one.
+func TestCheckShadow(t *testing.T) {
+	srv := spftest.NewServer(t, testWorld())
+	args := []string{"--ip", "198.51.100.7", "--helo", "mail.example.org", "--sender", "user@example.org", "--shadow.reject", "fail"}
+	m := runCheckJSON(t, srv, args...)
+	sh, _ := m["shadow"].(map[string]any)
+	if reply, _ := sh["reply"].(string); m["action"] != "accept" || sh["action"] != "reject" || sh["differs"] != true || !strings.HasPrefix(reply, "550 5.7.23 ") {
+		t.Errorf("live %v, shadow %v", m["action"], m["shadow"])
+	}
+	if m := runCheckJSON(t, srv, "--ip", "198.51.100.7", "--helo", "mail.example.org", "--sender", "user@example.org"); m["shadow"] != nil {
+		t.Errorf("shadow %v without a shadow policy", m["shadow"])
+	}
+	var stdout, stderr bytes.Buffer
+	if status := run(append([]string{"check", "--resolver", srv.Addr()}, args...), &stdout, &stderr); status != 0 {
+		t.Fatalf("status %d: %s", status, stderr.String())
+	}
+	for _, s := range []string{"action:   accept\n", "shadow:   reject (mailfrom); differs from the live policy (never applied)\n          reply: 550 5.7.23 "} {
+		if !strings.Contains(stdout.String(), s) {
+			t.Errorf("text lacks %q:\n%s", s, stdout.String())
+		}
 	}
 }
 

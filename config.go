@@ -43,15 +43,19 @@ type Config struct {
 	NeverReject       []string
 	ForwarderDomains  []string
 	AllowHELO         []string
-	DryRun            bool
-	RejectText        string
-	IdleTimeout       time.Duration
-	PacketTimeout     time.Duration
-	SessionTimeout    time.Duration
-	MaxConnections    int
-	ShutdownTimeout   time.Duration
-	LogFormat         string
-	LogLevel          slog.Level
+	// Shadow is the candidate policy: the shadow.* settings given, applied
+	// over this configuration's own policy settings (shadowConfig). nil:
+	// no shadow policy.
+	Shadow          []shadowSetting
+	DryRun          bool
+	RejectText      string
+	IdleTimeout     time.Duration
+	PacketTimeout   time.Duration
+	SessionTimeout  time.Duration
+	MaxConnections  int
+	ShutdownTimeout time.Duration
+	LogFormat       string
+	LogLevel        slog.Level
 }
 
 // listenAddr is a Postfix-style milter address: inet:HOST:PORT or unix:PATH.
@@ -82,6 +86,8 @@ type setting struct {
 	// flag may be repeated.
 	list   bool
 	reload bool // takes effect on SIGHUP
+	// shadow marks the shadow.* settings: unset by default.
+	shadow bool
 	set    func(c *Config, vals []string) error
 }
 
@@ -376,6 +382,57 @@ var settings = []*setting{
 	},
 }
 
+// shadowKeys are the policy settings a shadow policy can change.
+var shadowKeys = []string{"reject", "reject_helo", "defer_temperror", "actions", "forwarder_domains", "allow_helo"}
+
+// shadowPrefix begins the key of each shadow setting; in the YAML file
+// they may also be written as a mapping under "shadow".
+const shadowPrefix = "shadow."
+
+// shadowSetting is one shadow.* setting as given.
+type shadowSetting struct {
+	s    *setting // the live setting it shadows
+	vals []string
+}
+
+// The shadow.* settings are made from the live ones: the same values,
+// checked the same way, kept aside until the configuration is complete.
+func init() {
+	for _, key := range shadowKeys {
+		live := settingByKey(key)
+		sh := *live
+		sh.key = shadowPrefix + key
+		sh.def, sh.defDoc = "", "unset"
+		sh.usage = "Shadow policy: like `" + key + "`, for the candidate policy evaluated beside the live one and never applied (see [Turning on rejection safely](#turning-on-rejection-safely))."
+		sh.shadow = true
+		sh.set = func(c *Config, vals []string) error {
+			if err := live.set(&Config{}, vals); err != nil {
+				return err
+			}
+			c.Shadow = slices.DeleteFunc(c.Shadow, func(o shadowSetting) bool { return o.s == live })
+			c.Shadow = append(c.Shadow, shadowSetting{live, slices.Clone(vals)})
+			return nil
+		}
+		settings = append(settings, &sh)
+	}
+}
+
+// shadowConfig is the shadow policy's configuration: c with the shadow
+// settings applied over its own; nil when there is none.
+func shadowConfig(c *Config) *Config {
+	if c.Shadow == nil {
+		return nil
+	}
+	sc := *c
+	sc.Shadow = nil
+	for _, o := range c.Shadow {
+		if err := o.s.set(&sc, o.vals); err != nil {
+			panic("shadow." + o.s.key + ": " + err.Error()) // checked when it was set
+		}
+	}
+	return &sc
+}
+
 func settingByKey(key string) *setting {
 	for _, s := range settings {
 		if s.key == key {
@@ -389,6 +446,9 @@ func settingByKey(key string) *setting {
 func defaults() *Config {
 	c := &Config{}
 	for _, s := range settings {
+		if s.shadow {
+			continue
+		}
 		if err := s.set(c, splitDefault(s)); err != nil {
 			panic(fmt.Sprintf("default of %s: %v", s.key, err)) // a broken table, caught by the tests
 		}

@@ -85,8 +85,15 @@ func TestDefaults(t *testing.T) {
 // TestEveryFieldHasASetting makes sure no Config field lacks a table entry
 // (and so a key, a flag, a default and a README line).
 func TestEveryFieldHasASetting(t *testing.T) {
-	if n := reflect.TypeFor[Config]().NumField(); n != len(settings) {
-		t.Errorf("Config has %d fields, the settings table %d entries", n, len(settings))
+	// The shadow.* settings share the one Shadow field.
+	live := 0
+	for _, s := range settings {
+		if !s.shadow {
+			live++
+		}
+	}
+	if n := reflect.TypeFor[Config]().NumField(); n != live+1 || len(settings) != live+len(shadowKeys) {
+		t.Errorf("Config has %d fields, the settings table %d entries (%d live)", n, len(settings), live)
 	}
 	seen := map[string]bool{}
 	for _, s := range settings {
@@ -94,7 +101,7 @@ func TestEveryFieldHasASetting(t *testing.T) {
 			t.Errorf("key %q twice", s.key)
 		}
 		seen[s.key] = true
-		if s.key != strings.ToLower(s.key) || strings.Contains(s.key, "-") {
+		if key := strings.TrimPrefix(s.key, shadowPrefix); key != strings.ToLower(key) || strings.ContainsAny(key, "-.") {
 			t.Errorf("key %q is not snake_case", s.key)
 		}
 	}
@@ -287,7 +294,8 @@ func TestBadValues(t *testing.T) {
 		"log_level":               "loud",
 	}
 	for _, s := range settings {
-		v, ok := bad[s.key]
+		// A shadow setting takes what its live setting takes.
+		v, ok := bad[strings.TrimPrefix(s.key, shadowPrefix)]
 		if !ok {
 			t.Errorf("no bad value tested for %s", s.key)
 			continue
@@ -495,6 +503,51 @@ func TestForwarderSettings(t *testing.T) {
 	mc := milterConfig(c, nil, nil)
 	if !slices.Equal(mc.ForwarderDomains, []string{"fwd.example.net", "xn--bcher-kva.example"}) || !slices.Equal(mc.AllowHELO, []string{"mx.example.org"}) {
 		t.Errorf("forwarders %q, allow_helo %q", mc.ForwarderDomains, mc.AllowHELO)
+	}
+}
+
+// The shadow policy is the live one with the shadow settings over it, from
+// a mapping in the file or from the flags; only policy keys are allowed.
+func TestShadowSettings(t *testing.T) {
+	c, err := loadArgs(t, "--config", writeFile(t, `reject: [fail]
+forwarder_domains: [fwd.example.net]
+shadow:
+  reject: [fail, softfail]
+  actions: [mailfrom.permerror=quarantine]
+`), "--shadow.allow-helo", "mx.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := milterConfig(c, nil, nil)
+	sh := mc.Shadow
+	if sh == nil {
+		t.Fatal("no shadow policy")
+	}
+	if want := map[spf.Result]milter.Action{spf.Fail: milter.ActionReject, spf.Softfail: milter.ActionReject, spf.Permerror: milter.ActionQuarantine}; !reflect.DeepEqual(sh.Policy.MailFrom, want) {
+		t.Errorf("shadow MAIL FROM policy %v, want %v", sh.Policy.MailFrom, want)
+	}
+	if want := map[spf.Result]milter.Action{spf.Fail: milter.ActionReject}; !reflect.DeepEqual(mc.Policy.MailFrom, want) {
+		t.Errorf("live MAIL FROM policy %v, want %v", mc.Policy.MailFrom, want)
+	}
+	if !slices.Equal(sh.ForwarderDomains, []string{"fwd.example.net"}) || !slices.Equal(sh.AllowHELO, []string{"mx.example.org"}) || len(mc.AllowHELO) != 0 {
+		t.Errorf("shadow forwarders %q allow_helo %q, live allow_helo %q", sh.ForwarderDomains, sh.AllowHELO, mc.AllowHELO)
+	}
+	if sh.Checker != mc.Checker || sh.Shadow != nil {
+		t.Error("the shadow policy must use the live checker and have no shadow of its own")
+	}
+	if c, _ := loadArgs(t); milterConfig(c, nil, nil).Shadow != nil {
+		t.Error("a shadow policy by default")
+	}
+	for yml, want := range map[string]string{
+		"shadow: [reject]\n":             `config key "shadow" (`,
+		"shadow:\n  listen: inet:x:1\n":  `config key "shadow.listen" (`,
+		"shadow:\n  reject: pass\n":      `config key "shadow.reject" (`,
+		"shadow:\n  shadow:\n    a: b\n": `config key "shadow.shadow" (`,
+	} {
+		_, err := loadArgs(t, "--config", writeFile(t, yml))
+		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v, want %s…", yml, err, want)
+		}
 	}
 }
 

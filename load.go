@@ -138,18 +138,34 @@ func applyYAML(c *Config, name string, data []byte) error {
 	if root.Kind != yaml.MappingNode {
 		return fmt.Errorf("config file %s: want a mapping of settings (key: value)", name)
 	}
-	seen := map[string]int{}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], root.Content[i+1]
-		where := fmt.Sprintf("config key %q (%s:%d)", k.Value, name, k.Line)
-		s := settingByKey(k.Value)
-		if s == nil {
+	return applyMapping(c, name, root, "", map[string]int{})
+}
+
+// applyMapping applies the settings of a mapping whose keys take prefix.
+// The mapping under "shadow" holds the shadow.* settings without their
+// prefix.
+func applyMapping(c *Config, name string, m *yaml.Node, prefix string, seen map[string]int) error {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		key := prefix + k.Value
+		where := fmt.Sprintf("config key %q (%s:%d)", key, name, k.Line)
+		if prefix == "" && key+"." == shadowPrefix {
+			if v.Kind != yaml.MappingNode {
+				return &configError{where: where, err: errors.New("want a mapping of policy settings (reject: …, actions: …)")}
+			}
+			if err := applyMapping(c, name, v, shadowPrefix, seen); err != nil {
+				return err
+			}
+			continue
+		}
+		s := settingByKey(key)
+		if s == nil || (prefix != "" && !s.shadow) {
 			return &configError{where: where, err: errors.New("unknown key")}
 		}
-		if line, dup := seen[k.Value]; dup {
+		if line, dup := seen[key]; dup {
 			return &configError{where: where, err: fmt.Errorf("already set on line %d", line)}
 		}
-		seen[k.Value] = k.Line
+		seen[key] = k.Line
 		vals, err := nodeValues(s, v)
 		if err == nil {
 			err = s.set(c, vals)

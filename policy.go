@@ -119,6 +119,17 @@ func parseActionRule(v string) (actionRule, error) {
 // r and caching parsed records in records (nil: spf's shared cache). The
 // check command builds the same, so that it answers as the daemon.
 func milterConfig(c *Config, r spf.Resolver, records *spf.RecordCache) *milter.Config {
+	mc := liveConfig(c, r, records)
+	if sc := shadowConfig(c); sc != nil {
+		// The same checker: one engine, cache, limits and deadline.
+		sh := liveConfig(sc, r, records)
+		sh.Checker = mc.Checker
+		mc.Shadow = sh
+	}
+	return mc
+}
+
+func liveConfig(c *Config, r spf.Resolver, records *spf.RecordCache) *milter.Config {
 	host := localHostName()
 	return &milter.Config{
 		Checker: &spf.Checker{

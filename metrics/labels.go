@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"slices"
+
 	"github.com/spfmilter/spfmilter/milter"
 	"github.com/spfmilter/spfmilter/spf"
 	"github.com/spfmilter/spfmilter/spf/resolver"
@@ -26,6 +28,8 @@ var (
 	// RFC 7208 §2.6; and not_checked, for a HELO that names no domain.
 	results = append(strs(spf.Results()), milter.ResultNotChecked)
 	actions = milter.ActionLabels()
+	// policyActions are the actions a policy decides: every action but skip.
+	policyActions = slices.DeleteFunc(slices.Clone(actions), func(a string) bool { return a == milter.ActionSkip })
 	// causes of a permerror (spf.Causes).
 	causes  = milter.CauseLabels()
 	reasons = append(append([]string{reasonNone}, milter.SkipReasons()...), milter.ReasonDryRun, milter.ReasonNeverReject, milter.ExemptForwarder, milter.ExemptAllowHELO)

@@ -50,6 +50,7 @@ type BuildInfo struct {
 type Metrics struct {
 	spfResults    *prometheus.CounterVec
 	permerrors    *prometheus.CounterVec
+	shadowDiffs   *prometheus.CounterVec
 	checkDuration *prometheus.HistogramVec
 	actions       *prometheus.CounterVec
 	connections   prometheus.Counter
@@ -90,6 +91,10 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 		Namespace: namespace, Subsystem: "spf", Name: "permerrors_total",
 		Help: "SPF permerror results by identity and cause (" + list(causes) + ").",
 	}, []string{"identity", "cause"})
+	m.shadowDiffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "shadow", Name: "differences_total",
+		Help: "Messages on which the shadow policy's action differs from the live one, by both actions (" + list(policyActions) + ").",
+	}, []string{"live_action", "shadow_action"})
 	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Subsystem: "spf", Name: "check_duration_seconds",
 		Help:    "Time taken by one SPF check, DNS included, by identity (not_checked HELOs excluded).",
@@ -185,7 +190,7 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	build.Set(1)
 
 	reg.MustRegister(
-		m.spfResults, m.permerrors, m.checkDuration, m.actions, m.connections, m.active,
+		m.spfResults, m.permerrors, m.shadowDiffs, m.checkDuration, m.actions, m.connections, m.active,
 		m.messages, m.errors, m.rescues, m.dnsQueries, m.dnsDuration, m.cacheHits,
 		m.cacheMisses, m.cacheEvicts, cacheSize, cacheBytes, recordBytes,
 		recordEvictions, serverCollector{m}, m.reloads,
@@ -215,6 +220,13 @@ func (m *Metrics) preset() {
 		m.checkDuration.WithLabelValues(id)
 		for _, c := range causes {
 			m.permerrors.WithLabelValues(id, c)
+		}
+	}
+	for _, live := range policyActions {
+		for _, shadow := range policyActions {
+			if live != shadow {
+				m.shadowDiffs.WithLabelValues(live, shadow)
+			}
 		}
 	}
 	for _, ar := range actionReasons {
@@ -271,6 +283,12 @@ func (m *Metrics) SPFResult(identity, result string, d time.Duration) {
 // Permerror counts one permerror result of an identity by its cause.
 func (m *Metrics) Permerror(identity, cause string) {
 	m.permerrors.WithLabelValues(clamp(identity, identities), clamp(cause, causes)).Inc()
+}
+
+// ShadowDifference counts a message whose shadow verdict differs from the
+// live one.
+func (m *Metrics) ShadowDifference(live, shadow string) {
+	m.shadowDiffs.WithLabelValues(clamp(live, policyActions), clamp(shadow, policyActions)).Inc()
 }
 
 // Action counts one message and the action taken on it; reason is "" for

@@ -84,6 +84,8 @@ func TestObserverCounts(t *testing.T) {
 	m.Permerror("helo", "no such cause")
 	m.Action("reject", "")
 	m.Action("quarantine", "")
+	m.ShadowDifference("accept", "reject")
+	m.ShadowDifference("accept", "skip")
 	m.Action("skip", "trusted_network")
 	m.Action("accept", "dry_run")
 	m.Error("eom")
@@ -99,6 +101,9 @@ func TestObserverCounts(t *testing.T) {
 		{"spfmilter_spf_permerrors_total", "cause=loop,identity=mailfrom", 0},
 		{"spfmilter_spf_permerrors_total", "cause=other,identity=helo", 1},
 		{"spfmilter_milter_actions_total", "action=quarantine,reason=none", 1},
+		{"spfmilter_shadow_differences_total", "live_action=accept,shadow_action=reject", 1},
+		{"spfmilter_shadow_differences_total", "live_action=reject,shadow_action=accept", 0},
+		{"spfmilter_shadow_differences_total", "live_action=accept,shadow_action=other", 1},
 		{"spfmilter_spf_results_total", "identity=helo,result=none", 1},
 		{"spfmilter_spf_results_total", "identity=mailfrom,result=fail", 2},
 		{"spfmilter_spf_results_total", "identity=mailfrom,result=pass", 0},

@@ -136,6 +136,11 @@ type Config struct {
 	// trailing dot.
 	ForwarderDomains []string
 	AllowHELO        []string
+	// Shadow, when not nil, is a candidate policy: its Policy,
+	// ForwarderDomains and AllowHELO are applied to the same outcomes
+	// beside this one's, and never acted on (Decision.Shadow). Its other
+	// fields are not used.
+	Shadow *Config
 }
 
 // RcptStage says whether the milter needs the MTA's RCPT TO stage: only
@@ -188,6 +193,10 @@ type Observer interface {
 	// message that waits for its DKIM signatures (dkim_rescue) is
 	// reported at end of message whatever its action.
 	Action(action, reason string)
+	// ShadowDifference is called once per message whose shadow verdict
+	// (Config.Shadow) differs from the live one, with both actions (the
+	// Action constants).
+	ShadowDifference(live, shadow string)
 	// Error counts failures by milter stage (StageLabels): StageMail,
 	// StageEOM, and StageConnection for a connection closed for a size
 	// bound or a timeout (idle, packet or session).

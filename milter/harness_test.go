@@ -73,6 +73,7 @@ type recorder struct {
 	actions []string // "action/reason"
 	results []string // "identity=result"
 	causes  []string // "identity=cause"
+	shadow  []string // "live->shadow"
 	errs    []string
 	rescues []string
 }
@@ -88,6 +89,12 @@ func (r *recorder) SPFResult(identity, result string, _ time.Duration) {
 func (r *recorder) Permerror(identity, cause string) {
 	r.mu.Lock()
 	r.causes = append(r.causes, identity+"="+cause)
+	r.mu.Unlock()
+}
+
+func (r *recorder) ShadowDifference(live, shadow string) {
+	r.mu.Lock()
+	r.shadow = append(r.shadow, live+"->"+shadow)
 	r.mu.Unlock()
 }
 

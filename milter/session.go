@@ -128,6 +128,14 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 	ctx, stop := s.checkContext()
 	defer stop()
 	msg.dec = cfg.evaluate(ctx, msg.facts, &s.heloCheck, s.srv.obs)
+	if d := &msg.dec; d.ShadowDiffers() {
+		s.srv.obs.ShadowDifference(string(d.Action), string(d.Shadow.Action))
+		s.log().Info("shadow policy differs", "queue_id", msg.queueID, "client_ip", addrString(s.ip),
+			"helo", msg.facts.HELO, "sender", msg.facts.Sender,
+			"helo_result", resultLabel(d.HELO), "mailfrom_result", resultLabel(d.MailFrom),
+			"live_action", string(d.Action), "live_reason", d.Exempt, "live_reply", d.Reply,
+			"shadow_action", string(d.Shadow.Action), "shadow_reason", d.Shadow.Exempt, "shadow_reply", d.Shadow.Reply)
+	}
 	if msg.dec.Rescuable {
 		if s.conn != nil && s.conn.bodyOK {
 			// Decided at end of message, from the DKIM signatures.
@@ -400,5 +408,6 @@ func (nopObserver) ConnClosed()                             {}
 func (nopObserver) SPFResult(string, string, time.Duration) {}
 func (nopObserver) Permerror(string, string)                {}
 func (nopObserver) Action(string, string)                   {}
+func (nopObserver) ShadowDifference(string, string)         {}
 func (nopObserver) Error(string)                            {}
 func (nopObserver) DKIMRescue(string)                       {}

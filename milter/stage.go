@@ -61,6 +61,16 @@ type Decision struct {
 	// forwarder domain or the HELO name that passed.
 	Exempt   string
 	ExemptBy string
+	// Shadow is the verdict of Config.Shadow on the same outcomes (its
+	// Action, Identity, Reply, Quarantine, Exempt); nil without a shadow
+	// policy or when SPF was skipped.
+	Shadow *Decision
+}
+
+// ShadowDiffers says whether the shadow policy's action differs from the
+// live one.
+func (d *Decision) ShadowDiffers() bool {
+	return d.Shadow != nil && d.Shadow.Action != d.Action
 }
 
 // Evaluate answers one MAIL command as the milter does, with no earlier
@@ -117,6 +127,15 @@ func (cfg *Config) evaluate(ctx context.Context, f Facts, hc **heloCheck, obs Ob
 	d.MailFrom = &mf
 
 	cfg.apply(ctx, f, &d)
+	if cfg.Shadow != nil {
+		sd := Decision{HELO: d.HELO, MailFrom: d.MailFrom}
+		sh := *cfg.Shadow
+		sh.Checker = cfg.Checker
+		sh.RejectText = cfg.RejectText
+		sh.apply(ctx, f, &sd)
+		sd.HELO, sd.MailFrom = nil, nil
+		d.Shadow = &sd
+	}
 	return d
 }
 
