@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"net/textproto"
 	"os"
 	"path/filepath"
@@ -203,4 +205,60 @@ func TestPostfixForwarder(t *testing.T) {
 		t.Errorf("a forwarder named but not passed: %v, want 550", err)
 	}
 	c.quit()
+}
+
+// A shadow policy that would refuse what the live one marks: the message is
+// delivered, and the difference shows in /metrics and the log.
+func TestPostfixShadowMetrics(t *testing.T) {
+	needRoot(t)
+	needProgram(t, "postfix")
+	needProgram(t, "smtp-sink")
+	dir := openRunDir(t)
+	dns := startDNS(t)
+	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	m := startMilter(t, "shadow", dns.Addr(), "--http-listen", httpAddr, "--shadow.reject", "fail")
+	s := startSink(t, dir)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startPostfix(t, dir, ns, s.Port, []postfixListener{{Addr: addr, Milter: m.Addr}})
+
+	c := dialSMTP(t, addr, clientHELO)
+	ids := []string{uniqueID("postfix", "shadow", 0), uniqueID("postfix", "shadow", 1)}
+	for i, from := range []string{"bob@" + failDomain, "alice@" + passDomain} {
+		if err := c.send(t, message{ID: ids[i], From: from}); err != nil {
+			t.Fatalf("MAIL FROM:<%s> refused under a shadow policy: %d %s", from, err.Code, err.Msg)
+		}
+	}
+	c.quit()
+	for _, id := range ids {
+		s.wait(t, id, 60*time.Second)
+	}
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	for series, want := range map[string]string{
+		`spfmilter_shadow_differences_total{live_action="accept",shadow_action="reject"}`: "1",
+		`spfmilter_shadow_differences_total{live_action="reject",shadow_action="accept"}`: "0",
+		`spfmilter_milter_actions_total{action="accept",reason="none"}`:                   "2",
+	} {
+		if !strings.Contains(string(body), series+" "+want+"\n") {
+			t.Errorf("/metrics lacks %s %s:\n%s", series, want, grepMetric(string(body), "spfmilter_shadow"))
+		}
+	}
+	if out := m.out.String(); strings.Count(out, `msg="shadow policy differs"`) != 1 || !strings.Contains(out, "live_action=accept") {
+		t.Errorf("milter log:\n%s", out)
+	}
+}
+
+func grepMetric(body, prefix string) string {
+	var out []string
+	for line := range strings.SplitSeq(body, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
