@@ -403,7 +403,7 @@ func init() {
 		sh := *live
 		sh.key = shadowPrefix + key
 		sh.def, sh.defDoc = "", "unset"
-		sh.usage = "Shadow policy: like `" + key + "`, for the candidate policy evaluated beside the live one and never applied (see [Turning on rejection safely](#turning-on-rejection-safely))."
+		sh.usage = "Shadow policy: like `" + key + "` (the live value when unset), for a candidate policy evaluated beside the live one and never applied; each message on which they differ is logged and counted."
 		sh.shadow = true
 		sh.set = func(c *Config, vals []string) error {
 			if err := live.set(&Config{}, vals); err != nil {
