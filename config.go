@@ -43,6 +43,7 @@ type Config struct {
 	NeverReject       []string
 	ForwarderDomains  []string
 	AllowHELO         []string
+	TrustedRelays     []milter.Relay
 	// Shadow is the candidate policy: the shadow.* settings given, applied
 	// over this configuration's own policy settings (shadowConfig). nil:
 	// no shadow policy.
@@ -316,6 +317,31 @@ var settings = []*setting{
 		usage: "HELO names whose mail is never refused nor held, when the HELO identity passes SPF (a name alone exempts nobody).",
 		list:  true, reload: true,
 		set: domains(func(c *Config) *[]string { return &c.AllowHELO }),
+	},
+	{
+		key: "trusted_relays", def: "", defDoc: "empty", arg: "CIDR[=NAME],…",
+		usage: "Backup MXs and gateways: for a client in these networks, SPF is checked at end of message for the host in the topmost Received field whose `by` is the relay (NAME, else its HELO or host name) and whose `from` has a bracketed address, HELO from the same field; Received-SPF names both (`x-relay=`). Without such a field the relay itself is checked and the message is only marked (`reason=\"relay_no_received\"`).",
+		list:  true, reload: true,
+		set: func(c *Config, vals []string) error {
+			c.TrustedRelays = []milter.Relay{}
+			for _, v := range vals {
+				cidr, name, named := strings.Cut(v, "=")
+				p, err := parsePrefix(strings.TrimSpace(cidr))
+				if err != nil {
+					return fmt.Errorf("bad relay %q (want CIDR or CIDR=NAME, e.g. 192.0.2.5/32=backup-mx.example.com)", v)
+				}
+				r := milter.Relay{Prefix: p}
+				if named {
+					d, ok := spf.NormalizeDomain(name)
+					if !ok {
+						return fmt.Errorf("bad relay name in %q (want a fully qualified domain name)", v)
+					}
+					r.By = d
+				}
+				c.TrustedRelays = append(c.TrustedRelays, r)
+			}
+			return nil
+		},
 	},
 	{
 		key: "dry_run", def: "false",

@@ -67,6 +67,7 @@ func TestDefaults(t *testing.T) {
 		NeverReject:       []string{"postmaster@"},
 		ForwarderDomains:  []string{},
 		AllowHELO:         []string{},
+		TrustedRelays:     []milter.Relay{},
 		DryRun:            false,
 		RejectText:        "SPF {result} for {domain}: {explanation}",
 		IdleTimeout:       10 * time.Minute,
@@ -283,6 +284,7 @@ func TestBadValues(t *testing.T) {
 		"never_reject_recipients": "postmaster",
 		"forwarder_domains":       "forwarder",
 		"allow_helo":              "mx..example.org",
+		"trusted_relays":          "192.0.2.0/24=bad name",
 		"dry_run":                 "2",
 		"reject_text":             "line\nbreak",
 		"idle_timeout":            "-1s",
@@ -548,6 +550,20 @@ shadow:
 		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%q: %v, want %s…", yml, err, want)
 		}
+	}
+}
+
+func TestTrustedRelaysSetting(t *testing.T) {
+	c, err := loadArgs(t, "--trusted-relays", "192.0.2.5, 2001:db8::/32=Backup-MX.Example.COM.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []milter.Relay{{Prefix: netip.MustParsePrefix("192.0.2.5/32")}, {Prefix: netip.MustParsePrefix("2001:db8::/32"), By: "backup-mx.example.com"}}
+	if mc := milterConfig(c, nil, nil); !reflect.DeepEqual(mc.TrustedRelays, want) {
+		t.Errorf("relays %v, want %v", mc.TrustedRelays, want)
+	}
+	if _, err := loadArgs(t, "--trusted-relays", "backup-mx.example.com"); err == nil || !strings.Contains(err.Error(), "bad relay") {
+		t.Errorf("a name for a network: %v", err)
 	}
 }
 

@@ -156,6 +156,7 @@ func liveConfig(c *Config, r spf.Resolver, records *spf.RecordCache) *milter.Con
 		NeverRejectRecipients: slices.Clone(c.NeverReject),
 		ForwarderDomains:      slices.Clone(c.ForwarderDomains),
 		AllowHELO:             slices.Clone(c.AllowHELO),
+		TrustedRelays:         slices.Clone(c.TrustedRelays),
 	}
 }
 

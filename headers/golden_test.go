@@ -95,6 +95,11 @@ var goldenCases = []struct {
 		in.MailFrom.Cause = spf.CauseSyntax
 		return in
 	}},
+	{"relayed", func() Input {
+		in := base()
+		in.Relay = netip.MustParseAddr("192.0.2.25")
+		return in
+	}},
 	{"permerror-helo-limit", func() Input {
 		in := base()
 		in.MailFrom.Result = spf.Permerror

@@ -54,6 +54,9 @@ type Input struct {
 	// would have been rejected; nil when none did. Received-SPF keeps the
 	// SPF result and says so in its comment and a dkim-rescue key.
 	Rescue *dkim.Signature
+	// Relay is the trusted relay the message came through when ClientIP
+	// was read from the Received field it added; invalid otherwise.
+	Relay netip.Addr
 }
 
 // Fields returns the fields to prepend, in top-to-bottom order:

@@ -15,6 +15,9 @@ type ReceivedSPF struct {
 	// leaves both out.
 	Receiver string
 	ClientIP netip.Addr // the client-ip key; left out when invalid
+	// Relay is the x-relay key: the trusted relay ClientIP was learnt
+	// from (RFC 7208 §9.1 allows further keys); left out when invalid.
+	Relay netip.Addr
 	// EnvelopeFrom is the MAIL FROM mailbox; "" is the null sender and is
 	// written as envelope-from="".
 	EnvelopeFrom string
@@ -53,6 +56,7 @@ func NewReceivedSPF(in Input) ReceivedSPF {
 		Result:       o.Result,
 		Receiver:     in.Receiver,
 		ClientIP:     in.ClientIP,
+		Relay:        in.Relay,
 		EnvelopeFrom: in.EnvelopeFrom,
 		Sender:       sender,
 		HELO:         in.HELO,
@@ -105,6 +109,9 @@ func (r ReceivedSPF) Value() string {
 	var kv []string
 	if r.ClientIP.IsValid() {
 		kv = append(kv, "client-ip="+atomOrQuoted(ipString(r.ClientIP)))
+	}
+	if r.Relay.IsValid() {
+		kv = append(kv, "x-relay="+atomOrQuoted(ipString(r.Relay)))
 	}
 	kv = append(kv, "envelope-from="+atomOrQuoted(clean(r.EnvelopeFrom, maxMailbox)))
 	if r.HELO != "" {

@@ -32,7 +32,7 @@ var (
 	policyActions = slices.DeleteFunc(slices.Clone(actions), func(a string) bool { return a == milter.ActionSkip })
 	// causes of a permerror (spf.Causes).
 	causes  = milter.CauseLabels()
-	reasons = append(append([]string{reasonNone}, milter.SkipReasons()...), milter.ReasonDryRun, milter.ReasonNeverReject, milter.ExemptForwarder, milter.ExemptAllowHELO)
+	reasons = append(append([]string{reasonNone}, milter.SkipReasons()...), milter.ReasonDryRun, milter.ReasonNeverReject, milter.ExemptForwarder, milter.ExemptAllowHELO, milter.ReasonRelayNoReceived)
 	stages  = milter.StageLabels()
 	// rescueOutcomes of a message decided by its DKIM signatures.
 	rescueOutcomes = milter.RescueLabels()
@@ -63,7 +63,7 @@ var actionReasons = func() [][2]string {
 			out = append(out, [2]string{a, milter.ReasonDryRun})
 		}
 	}
-	for _, r := range []string{milter.ReasonNeverReject, milter.ExemptForwarder, milter.ExemptAllowHELO} {
+	for _, r := range []string{milter.ReasonNeverReject, milter.ExemptForwarder, milter.ExemptAllowHELO, milter.ReasonRelayNoReceived} {
 		out = append(out, [2]string{string(milter.ActionAccept), r})
 	}
 	return out

@@ -104,7 +104,7 @@ func TestLabelListsMatchConstants(t *testing.T) {
 	sameSet(t, "identity label", identities, constValues(t, "../spf", typed("Identity")))
 	sameSet(t, "result label", results, append(constValues(t, "../spf", typed("Result")), milter.ResultNotChecked))
 	sameSet(t, "action label", actions, milter.ActionLabels())
-	sameSet(t, "reason label", reasons, append(append([]string{reasonNone}, milter.SkipReasons()...), milter.ReasonDryRun, milter.ReasonNeverReject, milter.ExemptForwarder, milter.ExemptAllowHELO))
+	sameSet(t, "reason label", reasons, append(append([]string{reasonNone}, milter.SkipReasons()...), milter.ReasonDryRun, milter.ReasonNeverReject, milter.ExemptForwarder, milter.ExemptAllowHELO, milter.ReasonRelayNoReceived))
 	sameSet(t, "cause label", causes, constValues(t, "../spf", typed("Cause")))
 	sameSet(t, "stage label", stages, milter.StageLabels())
 	sameSet(t, "outcome label", outcomes, resolver.Outcomes())

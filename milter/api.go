@@ -136,6 +136,9 @@ type Config struct {
 	// trailing dot.
 	ForwarderDomains []string
 	AllowHELO        []string
+	// TrustedRelays are the relays whose clients are checked from the
+	// Received field the relay added, at end of message (see Relay).
+	TrustedRelays []Relay
 	// Shadow, when not nil, is a candidate policy: its Policy,
 	// ForwarderDomains and AllowHELO are applied to the same outcomes
 	// beside this one's, and never acted on (Decision.Shadow). Its other
@@ -222,7 +225,11 @@ const (
 	// The exemptions (Decision.Exempt), also the reasons of the accepts
 	// they give.
 	ExemptForwarder = "forwarder"
-	ExemptAllowHELO = "allow_helo"
+	// ReasonRelayNoReceived: a message from a trusted relay without a
+	// usable Received field of that relay; it is checked as the relay's
+	// own, marked and never refused.
+	ReasonRelayNoReceived = "relay_no_received"
+	ExemptAllowHELO       = "allow_helo"
 	// ResultNotChecked is the result reported for a HELO identity that
 	// names no domain (spf.Outcome.NotChecked): no check ran.
 	ResultNotChecked = "not_checked"

@@ -76,6 +76,11 @@ type message struct {
 	spared  int
 	reason  string   // the Observer's reason when none of report's applies
 	ar      []string // values of the Authentication-Results fields, in order
+	// relay is set for a message from a trusted relay: its verdict comes at
+	// end of message, from the Received fields kept in received.
+	relay         *Relay
+	received      []string
+	receivedBytes int
 }
 
 var _ gomilter.Milter = (*session)(nil)
@@ -125,17 +130,15 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 		msg.dec = Decision{Skip: SkipUnconfigured, Action: ActionAccept}
 		return gomilter.RespContinue, nil
 	}
+	if msg.relay = cfg.relayFor(s.ip); msg.relay != nil {
+		// The client is a trusted relay: the verdict waits for its
+		// Received field, at end of message.
+		return gomilter.RespContinue, nil
+	}
 	ctx, stop := s.checkContext()
 	defer stop()
 	msg.dec = cfg.evaluate(ctx, msg.facts, &s.heloCheck, s.srv.obs)
-	if d := &msg.dec; d.ShadowDiffers() {
-		s.srv.obs.ShadowDifference(string(d.Action), string(d.Shadow.Action))
-		s.log().Info("shadow policy differs", "queue_id", msg.queueID, "client_ip", addrString(s.ip),
-			"helo", msg.facts.HELO, "sender", msg.facts.Sender,
-			"helo_result", resultLabel(d.HELO), "mailfrom_result", resultLabel(d.MailFrom),
-			"live_action", string(d.Action), "live_reason", d.Exempt, "live_reply", d.Reply,
-			"shadow_action", string(d.Shadow.Action), "shadow_reason", d.Shadow.Exempt, "shadow_reply", d.Shadow.Reply)
-	}
+	s.shadowDiff(msg)
 	if msg.dec.Rescuable {
 		if s.conn != nil && s.conn.bodyOK {
 			// Decided at end of message, from the DKIM signatures.
@@ -168,6 +171,11 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 // reached a spared one.
 func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
 	msg := s.msg
+	if msg != nil && msg.relay != nil && msg.cfg.NeverReject(envelopeAddress(rcpt)) {
+		// Decided at end of message, where a refusal cannot spare
+		// anyone: a spared recipient turns it into a mark.
+		msg.spared++
+	}
 	if msg == nil || !msg.atRcpt {
 		return gomilter.RespContinue, nil
 	}
@@ -185,6 +193,11 @@ func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, 
 func (s *session) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
 	if s.msg != nil && strings.EqualFold(name, arName) {
 		s.msg.ar = append(s.msg.ar, value)
+	}
+	if msg := s.msg; msg != nil && msg.relay != nil && strings.EqualFold(name, "Received") &&
+		len(msg.received) < maxReceivedFields && msg.receivedBytes+len(value) <= maxReceivedBytes {
+		msg.received = append(msg.received, value)
+		msg.receivedBytes += len(value)
 	}
 	// SMFIP_NOHREPL: the MTA expects no reply to a header, and go-milter
 	// sends none for a nil response.
@@ -206,6 +219,16 @@ func (s *session) BodyChunk([]byte, *gomilter.Modifier) (gomilter.Response, erro
 // A message that waited for its end (dkim_rescue) and is not rescued gets
 // its reject or tempfail reply here instead, with no header edits.
 func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+	if msg := s.msg; msg != nil && msg.relay != nil && !msg.done {
+		msg.queueID = cmp.Or(m.Macros["i"], msg.queueID)
+		s.relayVerdict(msg)
+		if msg.dec.Reply != "" && !msg.cfg.DryRun {
+			// The same reply as at MAIL FROM, now for the whole message.
+			s.msg = nil
+			s.report(msg, "reply", msg.dec.Reply, "relay", addrString(s.ip), "stage", "eom")
+			return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), msg.dec.Reply), nil
+		}
+	}
 	reply, err := s.eom(s.conn.editor(m), m.Macros)
 	if err != nil {
 		s.srv.obs.Error(StageEOM)
@@ -303,6 +326,53 @@ func (s *session) eom(ed headerEditor, macros map[string]string) (string, error)
 	return "", nil
 }
 
+// shadowDiff reports a shadow verdict that differs from the live one.
+func (s *session) shadowDiff(msg *message) {
+	if d := &msg.dec; d.ShadowDiffers() {
+		s.srv.obs.ShadowDifference(string(d.Action), string(d.Shadow.Action))
+		s.log().Info("shadow policy differs", "queue_id", msg.queueID, "client_ip", addrString(msg.facts.IP),
+			"helo", msg.facts.HELO, "sender", msg.facts.Sender,
+			"helo_result", resultLabel(d.HELO), "mailfrom_result", resultLabel(d.MailFrom),
+			"live_action", string(d.Action), "live_reason", d.Exempt, "live_reply", d.Reply,
+			"shadow_action", string(d.Shadow.Action), "shadow_reason", d.Shadow.Exempt, "shadow_reply", d.Shadow.Reply)
+	}
+}
+
+// relayVerdict evaluates a message from a trusted relay for the host the
+// relay received it from. Without a usable Received field of the relay,
+// the relay itself is checked, and the message is marked, never refused.
+// A recipient of NeverRejectRecipients turns a refusal into a mark too.
+func (s *session) relayVerdict(msg *message) {
+	names := []string{msg.relay.By}
+	if msg.relay.By == "" {
+		names = []string{s.helo, s.hostname}
+	}
+	ip, helo, ok := relayHop(msg.received, names...)
+	ctx, stop := s.checkContext()
+	defer stop()
+	var hc *heloCheck // the original client's HELO, not the connection's
+	if !ok {
+		msg.dec = msg.cfg.evaluate(ctx, msg.facts, &hc, s.srv.obs)
+		s.log().Warn("no Received field of the trusted relay with a client address; checked as the relay's own, marked only",
+			"queue_id", msg.queueID, "relay", addrString(s.ip), "received_fields", len(msg.received))
+		s.spare(msg, ReasonRelayNoReceived)
+		return
+	}
+	msg.facts.IP, msg.facts.HELO = ip, helo
+	msg.dec = msg.cfg.evaluate(ctx, msg.facts, &hc, s.srv.obs)
+	msg.dec.Relay = s.ip
+	s.shadowDiff(msg)
+	if msg.spared > 0 && msg.dec.Action != ActionAccept {
+		s.spare(msg, ReasonNeverReject)
+	}
+}
+
+// spare turns msg's verdict into a mark, for reason.
+func (s *session) spare(msg *message, reason string) {
+	msg.reason = reason
+	msg.dec.Action, msg.dec.Identity, msg.dec.Reply, msg.dec.Quarantine = ActionAccept, "", "", ""
+}
+
 func (s *session) Abort(m *gomilter.Modifier) error {
 	if s.conn != nil {
 		s.conn.msg = nil
@@ -356,6 +426,9 @@ func (s *session) report(msg *message, extra ...any) {
 	}
 	if d.Exempt != "" {
 		attrs = append(attrs, "exempt", d.Exempt, "exempt_by", d.ExemptBy)
+	}
+	if d.Relay.IsValid() {
+		attrs = append(attrs, "relay", addrString(d.Relay), "relayed_client_ip", addrString(msg.facts.IP))
 	}
 	if msg.authAuthen != "" {
 		attrs = append(attrs, "auth", msg.authAuthen)

@@ -61,6 +61,9 @@ type Decision struct {
 	// forwarder domain or the HELO name that passed.
 	Exempt   string
 	ExemptBy string
+	// Relay is the trusted relay the client was read behind (Facts.IP is
+	// then the relay's client); invalid otherwise.
+	Relay netip.Addr
 	// Shadow is the verdict of Config.Shadow on the same outcomes (its
 	// Action, Identity, Reply, Quarantine, Exempt); nil without a shadow
 	// policy or when SPF was skipped.
@@ -209,6 +212,7 @@ func (cfg *Config) Fields(f Facts, d Decision) []headers.Field {
 		HELO:         f.HELO,
 		EnvelopeFrom: f.Sender,
 		MailFrom:     *d.MailFrom,
+		Relay:        d.Relay,
 	}
 	if d.HELO != nil && !d.HELO.NotChecked {
 		in.HELOResult = d.HELO
