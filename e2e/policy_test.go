@@ -3,7 +3,9 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/smtp"
 	"net/textproto"
 	"os"
 	"path/filepath"
@@ -261,4 +263,86 @@ func grepMetric(body, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A second Postfix on 127.0.0.2 is the trusted relay (a backup MX): a client
+// on 127.0.0.3 hands it messages, it relays them to the Postfix under test,
+// whose milter reads 127.0.0.3 from the relay's Received field. A failing
+// sender is refused at end of message (the relay logs the 550 5.7.23); a
+// passing one is delivered with Received-SPF naming the client and the relay.
+func TestPostfixTrustedRelay(t *testing.T) {
+	needRoot(t)
+	needProgram(t, "postfix")
+	needProgram(t, "smtp-sink")
+	dns := startDNS(t)
+	dir, relayDir := openRunDir(t), openRunDir(t)
+	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	m := startMilter(t, "relay", dns.Addr(), "--reject", "fail", "--never-reject-recipients=", "--trusted-relays", "127.0.0.2/32")
+	s := startSink(t, dir)
+	mtaPort := freePort(t)
+	startPostfix(t, dir, ns, s.Port, []postfixListener{{Addr: fmt.Sprintf("127.0.0.1:%d", mtaPort), Milter: m.Addr}})
+	relayAddr := fmt.Sprintf("127.0.0.2:%d", freePort(t))
+	relayNS := newNamespace(t, relayDir, strings.Split(dns.Addr(), ":")[0])
+	startPostfix(t, relayDir, relayNS, mtaPort, []postfixListener{{Addr: relayAddr}},
+		"myhostname = relay.example.test", "smtp_bind_address = 127.0.0.2", "inet_protocols = ipv4")
+
+	c := dialSMTPFrom(t, "127.0.0.3", relayAddr, clientHELO)
+	failID, passID := uniqueID("relay", "fail", 0), uniqueID("relay", "pass", 1)
+	for id, from := range map[string]string{failID: "bob@" + failDomain, passID: "alice@" + relayedDomain} {
+		if err := c.send(t, message{ID: id, From: from}); err != nil {
+			t.Fatalf("the relay refused MAIL FROM:<%s>: %d %s", from, err.Code, err.Msg)
+		}
+	}
+	c.quit()
+
+	got := s.wait(t, passID, 60*time.Second)
+	var rspf string
+	for _, f := range got.Header {
+		if strings.EqualFold(f.Name, "Received-SPF") {
+			rspf = strings.Join(strings.Fields(f.Value), " ")
+		}
+	}
+	if !strings.HasPrefix(rspf, "pass ") || !strings.Contains(rspf, "client-ip=127.0.0.3; x-relay=127.0.0.2;") || !strings.Contains(rspf, "helo="+clientHELO+";") {
+		t.Errorf("Received-SPF %q, want pass for 127.0.0.3 through 127.0.0.2 with HELO %s:\n%s", rspf, clientHELO, headerDump(got.Header))
+	}
+	// The relay tried the failing one and was refused at end of message.
+	relayLog := filepath.Join(relayDir, "maillog")
+	var logText string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		b, _ := os.ReadFile(relayLog)
+		if logText = string(b); strings.Contains(logText, "5.7.23") {
+			break
+		}
+	}
+	if !strings.Contains(logText, "said: 550 5.7.23 SPF fail for "+failDomain) || !strings.Contains(logText, "in reply to end of DATA command") {
+		t.Errorf("the relay's log shows no 550 5.7.23 after the data:\n%s", logText)
+	}
+	if n := s.count(t, failID); n != 0 {
+		t.Errorf("refused message delivered %d times", n)
+	}
+	if out := m.out.String(); !strings.Contains(out, "relay=127.0.0.2 relayed_client_ip=127.0.0.3") || !strings.Contains(out, "stage=eom") {
+		t.Errorf("milter log:\n%s", out)
+	}
+}
+
+// dialSMTPFrom is dialSMTP from a given loopback address.
+func dialSMTPFrom(t *testing.T, local, addr, helo string) *smtpConn {
+	t.Helper()
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, local, err)
+	}
+	conn.SetDeadline(time.Now().Add(2 * time.Minute)) //nolint:errcheck
+	host, _, _ := net.SplitHostPort(addr)
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		t.Fatalf("SMTP greeting from %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Hello(helo); err != nil {
+		t.Fatalf("EHLO %s: %v", helo, err)
+	}
+	return &smtpConn{c: c}
 }

@@ -24,8 +24,9 @@ type postfixListener struct {
 // queue and log under dir, inside the test namespace) that relays
 // everything to sinkPort and offers STARTTLS with a fresh certificate. It
 // returns the client TLS configuration that trusts that certificate.
-// Postfix is stopped when the test ends.
-func startPostfix(t *testing.T, dir string, ns *namespace, sinkPort int, listeners []postfixListener) *tls.Config {
+// Postfix is stopped when the test ends. extra lines are appended to
+// main.cf, where a later setting overrides an earlier one.
+func startPostfix(t *testing.T, dir string, ns *namespace, sinkPort int, listeners []postfixListener, extra ...string) *tls.Config {
 	t.Helper()
 	cert := newTestCert(t, dir)
 	postfix := needProgram(t, "postfix")
@@ -70,6 +71,9 @@ smtpd_tls_security_level = may
 smtpd_tls_cert_file = %[5]s
 smtpd_tls_key_file = %[6]s
 `, mtaHost, sinkPort, dir, maillog, cert.CertFile, cert.KeyFile)
+	for _, l := range extra {
+		main += l + "\n"
+	}
 	var master strings.Builder
 	for _, l := range listeners {
 		fmt.Fprintf(&master, "%s inet n - n - - smtpd", l.Addr)

@@ -25,6 +25,7 @@ const (
 	timeoutDomain  = "timeout.example.test"
 	slowHELO       = "slowhelo.example.test" // a HELO name whose TXT query is never answered
 	fwdDomain      = "fwd.example.test"      // a forwarding service whose hosts are the clients
+	relayedDomain  = "relayed.example.test"  // a domain whose one host, 127.0.0.3, reaches us through a relay
 )
 
 var (
@@ -44,6 +45,7 @@ var (
 //	client.example.test    the HELO name, pass like pass.example.test
 //	badhelo.example.test   a HELO name that fails (-all)
 //	fwd.example.test       a forwarder: pass for 127.0.0.1 and ::1
+//	relayed.example.test   pass for 127.0.0.3 only, a client behind the relay
 //
 // fail.example.test also publishes a DKIM key (dkimSelector), so that
 // its mail forwarded from 127.0.0.1 can be rescued.
@@ -57,6 +59,7 @@ func testWorld() *spftest.Resolver {
 			clientHELO:     {"v=spf1 ip4:127.0.0.1 ip6:::1 -all"},
 			badHELO:        {"v=spf1 -all"},
 			fwdDomain:      {"v=spf1 ip4:127.0.0.1 ip6:::1 -all"},
+			relayedDomain:  {"v=spf1 ip4:127.0.0.3 -all"},
 		},
 		A: map[string][]netip.Addr{
 			mtaHost:             addrs(loop4),
@@ -67,6 +70,7 @@ func testWorld() *spftest.Resolver {
 			timeoutDomain:       addrs(netip.MustParseAddr("192.0.2.12")),
 			slowHELO:            addrs(loop4),
 			"dest.example.test": addrs(loop4),
+			relayedDomain:       addrs(netip.MustParseAddr("127.0.0.3")),
 		},
 		AAAA: map[string][]netip.Addr{
 			mtaHost:    addrs(loop6),

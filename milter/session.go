@@ -225,7 +225,7 @@ func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 		if msg.dec.Reply != "" && !msg.cfg.DryRun {
 			// The same reply as at MAIL FROM, now for the whole message.
 			s.msg = nil
-			s.report(msg, "reply", msg.dec.Reply, "relay", addrString(s.ip), "stage", "eom")
+			s.report(msg, "reply", msg.dec.Reply, "stage", "eom")
 			return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), msg.dec.Reply), nil
 		}
 	}
