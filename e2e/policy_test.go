@@ -273,6 +273,23 @@ func grepMetric(body, prefix string) string {
 func TestPostfixTrustedRelay(t *testing.T) {
 	needRoot(t)
 	needProgram(t, "postfix")
+	testTrustedRelay(t, func(t *testing.T, dir string, ns *namespace, sinkPort, mtaPort int, m *milterProc) {
+		startPostfix(t, dir, ns, sinkPort, []postfixListener{{Addr: fmt.Sprintf("127.0.0.1:%d", mtaPort), Milter: m.Addr}})
+	})
+}
+
+// The same with Sendmail as the MTA under test (the relay is Postfix).
+func TestSendmailTrustedRelay(t *testing.T) {
+	needRoot(t)
+	needProgram(t, "postfix")
+	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"), "Sendmail")
+	testTrustedRelay(t, func(t *testing.T, dir string, ns *namespace, sinkPort, mtaPort int, m *milterProc) {
+		startSendmail(t, dir, ns, sinkPort, []sendmailFilter{{Name: "spfrelay", Milter: m}},
+			[]sendmailDaemon{{Name: "MTA-relay", Family: "inet", Addr: "127.0.0.1", Port: mtaPort, Filter: "spfrelay"}})
+	})
+}
+
+func testTrustedRelay(t *testing.T, startMTA func(t *testing.T, dir string, ns *namespace, sinkPort, mtaPort int, m *milterProc)) {
 	needProgram(t, "smtp-sink")
 	dns := startDNS(t)
 	dir, relayDir := openRunDir(t), openRunDir(t)
@@ -280,7 +297,7 @@ func TestPostfixTrustedRelay(t *testing.T) {
 	m := startMilter(t, "relay", dns.Addr(), "--reject", "fail", "--never-reject-recipients=", "--trusted-relays", "127.0.0.2/32")
 	s := startSink(t, dir)
 	mtaPort := freePort(t)
-	startPostfix(t, dir, ns, s.Port, []postfixListener{{Addr: fmt.Sprintf("127.0.0.1:%d", mtaPort), Milter: m.Addr}})
+	startMTA(t, dir, ns, s.Port, mtaPort, m)
 	relayAddr := fmt.Sprintf("127.0.0.2:%d", freePort(t))
 	relayNS := newNamespace(t, relayDir, strings.Split(dns.Addr(), ":")[0])
 	startPostfix(t, relayDir, relayNS, mtaPort, []postfixListener{{Addr: relayAddr}},

@@ -190,11 +190,16 @@ type Observer interface {
 	// Action is called once per message: action is one of ActionLabels;
 	// reason is "" or, for ActionSkip, one of SkipReasons
 	// (SkipUnconfigured is also counted as Error(StageMail)); dry-run
-	// verdicts report the action they would take with reason ReasonDryRun.
-	// Reject and tempfail are reported at MAIL FROM, the others at end of
-	// message, so a transaction aborted before its end is not counted; a
-	// message that waits for its DKIM signatures (dkim_rescue) is
-	// reported at end of message whatever its action.
+	// verdicts report the action they would take with reason ReasonDryRun;
+	// an accept has ReasonNeverReject, ExemptForwarder, ExemptAllowHELO or
+	// ReasonRelayNoReceived when one of those spared the message a
+	// refusal. Reject and tempfail are reported when answered (MAIL FROM,
+	// the first refused RCPT TO, or the end of a relayed message), the
+	// others at end of message, so a transaction aborted before its end is
+	// not counted. A message refused at RCPT TO for some recipients and
+	// delivered to spared ones is reported twice: reject, then accept with
+	// ReasonNeverReject. A message that waits for its DKIM signatures
+	// (dkim_rescue) is reported at end of message whatever its action.
 	Action(action, reason string)
 	// ShadowDifference is called once per message whose shadow verdict
 	// (Config.Shadow) differs from the live one, with both actions (the
