@@ -61,7 +61,7 @@ func headerPackets(msg []byte) (pkts []byte, body []byte) {
 // rescueSession sends one message from alice@fail.test (SPF fail) over a
 // raw connection and returns the answers after MAIL FROM: MAIL's, then the
 // body chunks' (when not NR_BODY) and the end of message's.
-func rescueSession(t *testing.T, h *harness, offered gomilter.OptProtocol, msg []byte) (mail byte, rest []byte, reply string) {
+func rescueSession(t *testing.T, h *harness, offered gomilter.OptProtocol, msg []byte, rcpts ...string) (mail byte, rest []byte, reply string) {
 	t.Helper()
 	c := rawDial(t, h.addr)
 	negotiate(t, c, offered)
@@ -77,6 +77,12 @@ func rescueSession(t *testing.T, h *harness, offered gomilter.OptProtocol, msg [
 	}
 	if code != 'c' {
 		return code, nil, ""
+	}
+	for _, r := range rcpts {
+		write(pkt('R', cstr("<"+r+">")))
+		if code, _, err := rawAnswer(c); err != nil || code != 'c' {
+			t.Fatalf("RCPT TO:<%s>: answer %q %v, want continue", r, code, err)
+		}
 	}
 	hdr, body := headerPackets(msg)
 	write(hdr)
@@ -134,6 +140,22 @@ func TestRescueSession(t *testing.T) {
 		_, _, actions, _, _ := h.obs.snapshot()
 		if h.obs.rescueList()[0] != RescueNotRescued || actions[0] != "reject/" {
 			t.Errorf("rescues %v, actions %v", h.obs.rescueList(), actions)
+		}
+	})
+	// A refusal decided at end of message cannot spare one recipient:
+	// with a recipient of never_reject_recipients, it is a mark.
+	t.Run("not rescued, to postmaster", func(t *testing.T) {
+		h := start(t, Options{Config: rescueConfig(w, RescueMailFrom, spare("postmaster@"))})
+		mail, rest, reply := rescueSession(t, h, 0x1fffff, altered, "user@dest.example", "postmaster@dest.example")
+		if mail != 'c' || reply != "" || !bytes.Contains(rest, []byte{'i'}) {
+			t.Fatalf("mail %q, answers %q, reply %q", mail, rest, reply)
+		}
+		waitFor(t, "the mark counted", func() bool {
+			_, _, actions, _, _ := h.obs.snapshot()
+			return len(actions) == 1
+		})
+		if _, _, actions, _, _ := h.obs.snapshot(); actions[0] != "accept/never_reject_recipient" {
+			t.Errorf("actions %v", actions)
 		}
 	})
 	t.Run("body chunks answered without NR_BODY", func(t *testing.T) {

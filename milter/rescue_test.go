@@ -67,11 +67,11 @@ func signedMessage(t testing.TB, author, d string) []byte {
 	return out.Bytes()
 }
 
-func rescueConfig(r spf.Resolver, mode Rescue) *Config {
-	return testConfig(r, rejectFail, func(c *Config) {
+func rescueConfig(r spf.Resolver, mode Rescue, mod ...func(*Config)) *Config {
+	return testConfig(r, append([]func(*Config){rejectFail, func(c *Config) {
 		c.DKIMRescue = mode
 		c.DKIM = &dkim.Verifier{Resolver: r}
-	})
+	}}, mod...)...)
 }
 
 func TestRescue(t *testing.T) {

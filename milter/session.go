@@ -171,9 +171,10 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 // reached a spared one.
 func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
 	msg := s.msg
-	if msg != nil && msg.relay != nil && msg.cfg.NeverReject(envelopeAddress(rcpt)) {
-		// Decided at end of message, where a refusal cannot spare
-		// anyone: a spared recipient turns it into a mark.
+	if msg != nil && (msg.relay != nil || msg.dec.Rescuable) && msg.cfg.NeverReject(envelopeAddress(rcpt)) {
+		// Decided at end of message (a relayed message, or one waiting
+		// for its DKIM signatures), where a refusal cannot spare anyone:
+		// a spared recipient turns it into a mark.
 		msg.spared++
 	}
 	if msg == nil || !msg.atRcpt {
@@ -270,6 +271,9 @@ func (s *session) eom(ed headerEditor, macros map[string]string) (string, error)
 		msg.dec = msg.cfg.Rescue(ctx, msg.facts, msg.dec, raw)
 		stop()
 		s.srv.obs.DKIMRescue(msg.dec.RescueOutcome)
+		if msg.dec.Action != ActionAccept && msg.spared > 0 {
+			s.spare(msg, ReasonNeverReject)
+		}
 		if msg.dec.Action != ActionAccept && !msg.cfg.DryRun {
 			s.report(msg, "reply", msg.dec.Reply)
 			return msg.dec.Reply, nil
