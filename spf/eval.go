@@ -47,9 +47,12 @@ type evaluator struct {
 	voids    int
 	problem  string
 	cause    Cause
-	// within are the domains whose check_host() is under way, outermost
-	// first: an include or redirect back to one of them is a loop.
-	within []string
+	// within[:depth] are the domains whose check_host() is under way,
+	// outermost first: an include or redirect back to one of them is a
+	// loop. Each nested check_host() costs a DNS-causing term, so the
+	// depth never exceeds 1+MaxDNSTerms; a fixed array costs no allocation.
+	within [1 + MaxDNSTerms]string
+	depth  int
 
 	tracing bool
 	trace   []string
@@ -173,8 +176,11 @@ func (e *evaluator) lookupRecord(domain string) (rec *record, res Result) {
 // of the matching mechanism ("default" when none matched) and, for fail
 // when wantExp is set, the exp= explanation if one could be used.
 func (e *evaluator) checkHost(domain string, wantExp bool) (Result, string, string) {
-	e.within = append(e.within, domain)
-	defer func() { e.within = e.within[:len(e.within)-1] }()
+	if e.depth < len(e.within) {
+		e.within[e.depth] = domain
+	}
+	e.depth++
+	defer func() { e.depth-- }()
 	rec, res := e.lookupRecord(domain)
 	if rec == nil {
 		return res, "", ""
@@ -293,7 +299,7 @@ func (e *evaluator) evalTerm(t *term, domain string) (match bool, fail Result) {
 // so it would recurse until the §4.6.4 limits stop it with a permerror
 // anyway; stopping at once names the cause and spares the queries.
 func (e *evaluator) loop(kind, target string) Result {
-	for _, d := range e.within {
+	for _, d := range e.within[:min(e.depth, len(e.within))] {
 		if d == target {
 			return e.fail(Permerror, CauseLoop, kind+" of "+target+" loops back to a record being evaluated")
 		}
