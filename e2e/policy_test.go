@@ -363,3 +363,62 @@ func dialSMTPFrom(t *testing.T, local, addr, helo string) *smtpConn {
 	}
 	return &smtpConn{c: c}
 }
+
+// Sendmail quarantines the message: its queue file becomes hf<id> (held,
+// never delivered) and keeps the reason on a q line; a passing message on
+// the same connection is delivered.
+func TestSendmailQuarantine(t *testing.T) {
+	needRoot(t)
+	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"), "Sendmail")
+	needProgram(t, "smtp-sink")
+	dir := openRunDir(t)
+	dns := startDNS(t)
+	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	m := startMilter(t, "quarantine", dns.Addr(), "--actions", "mailfrom.fail=quarantine", "--log-level", "debug")
+	s := startSink(t, dir)
+	port := freePort(t)
+	startSendmail(t, dir, ns, s.Port, []sendmailFilter{{Name: "spfhold", Milter: m}},
+		[]sendmailDaemon{{Name: "MTA-hold", Family: "inet", Addr: "127.0.0.1", Port: port, Filter: "spfhold"}})
+
+	c := dialSMTP(t, fmt.Sprintf("127.0.0.1:%d", port), clientHELO)
+	held, passed := uniqueID("sendmail", "quarantine", 0), uniqueID("sendmail", "quarantine", 1)
+	if err := c.send(t, message{ID: held, From: "bob@" + failDomain}); err != nil {
+		t.Fatalf("quarantined message refused: %d %s", err.Code, err.Msg)
+	}
+	if err := c.send(t, message{ID: passed, From: "alice@" + passDomain}); err != nil {
+		t.Fatalf("passing message refused: %d %s", err.Code, err.Msg)
+	}
+	c.quit()
+	s.wait(t, passed, 60*time.Second)
+
+	queue := filepath.Join(dir, "mqueue")
+	var content string
+	for deadline := time.Now().Add(60 * time.Second); content == "" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		entries, _ := os.ReadDir(queue)
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), "hf") {
+				continue
+			}
+			if b, err := os.ReadFile(filepath.Join(queue, e.Name())); err == nil && strings.Contains(string(b), held) {
+				content = string(b)
+			}
+		}
+	}
+	if content == "" {
+		entries, _ := os.ReadDir(queue)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("no quarantined queue file (hf*) for %s in %s: %q", held, queue, names)
+	}
+	if !strings.Contains(content, "\nqSPF fail for mailfrom "+failDomain+"\n") || !strings.Contains(content, "Received-SPF: fail") {
+		t.Errorf("quarantined queue file lacks the reason or our fields:\n%s", content)
+	}
+	if n := s.count(t, held); n != 0 {
+		t.Errorf("quarantined message delivered %d times", n)
+	}
+	if out := m.out.String(); !strings.Contains(out, "quarantine=true") || !strings.Contains(out, "action=quarantine") {
+		t.Errorf("milter log:\n%s", out)
+	}
+}
