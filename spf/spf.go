@@ -83,11 +83,15 @@ const (
 // leads to temperror (RFC 7208 §5).
 var ErrNotFound = errors.New("spf: domain not found")
 
-// Resolver is everything the evaluator needs from DNS. Names are fully
-// qualified, lower-case A-labels without a trailing dot. Returned host names
-// (MX exchanges, PTR targets) may carry a trailing dot. Implementations follow
-// CNAME chains. Returned slices are read-only for the caller: implementations
-// may hand out shared cached slices.
+// Resolver is everything the evaluator needs from DNS. Everything crossing
+// it is raw octets, never a DNS library's presentation form: names are fully
+// qualified, without a trailing dot, ASCII lower-case, labels joined by "."
+// (a name expanded from macros may hold any octet, a space or "@" included,
+// and must be asked as exactly those octets); TXT strings are the record's
+// octets; returned host names (MX exchanges, PTR targets) are octets too and
+// may carry a trailing dot. Implementations follow CNAME chains. Returned
+// slices are read-only for the caller: implementations may hand out shared
+// cached slices.
 type Resolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 	LookupA(ctx context.Context, name string) ([]netip.Addr, error)

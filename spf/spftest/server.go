@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/spfmilter/spfmilter/internal/dnsname"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -227,7 +228,13 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 		return
 	}
 	q := req.Question[0]
-	name := srvNorm(q.Name)
+	// The world's names are raw octets; miekg/dns gives the question in
+	// presentation form.
+	name, ok := dnsname.Unescape(q.Name)
+	if !ok {
+		name = `\` + q.Name // matches no name of the world
+	}
+	name = srvNorm(name)
 	netw := "udp"
 	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
 		netw = "tcp"
@@ -249,7 +256,7 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if malformed {
 		// An answer record whose data is cut short.
 		m.Answer = []dns.RR{&dns.A{
-			Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl},
+			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl},
 			A:   net.IPv4(192, 0, 2, 1),
 		}}
 		if b, err := m.Pack(); err == nil {
@@ -284,7 +291,7 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 			return
 		}
 		seen[cur] = true
-		owner := dns.Fqdn(cur)
+		owner := presName(cur)
 		if rrs := s.records(q.Qtype, cur, owner, ttl); len(rrs) > 0 {
 			m.Answer = append(m.Answer, rrs...)
 			break
@@ -301,7 +308,7 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 		m.Answer = append(m.Answer, &dns.CNAME{
 			Hdr:    dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
-			Target: dns.Fqdn(srvNorm(target)),
+			Target: presName(srvNorm(target)),
 		})
 		cur = srvNorm(target)
 		if noChase || seen[cur] {
@@ -376,35 +383,40 @@ func (s *Server) records(qtype uint16, name, owner string, ttl uint32) []dns.RR 
 	case dns.TypeMX:
 		hosts, _ := mapGet(w.MX, name)
 		for i, h := range hosts {
-			out = append(out, &dns.MX{Hdr: hdr, Preference: uint16(10 * (i + 1)), Mx: dns.Fqdn(srvNorm(h))})
+			out = append(out, &dns.MX{Hdr: hdr, Preference: uint16(10 * (i + 1)), Mx: presName(srvNorm(h))})
 		}
 	case dns.TypeCNAME:
 		if t, ok := mapGet(w.CNAME, name); ok {
-			out = append(out, &dns.CNAME{Hdr: hdr, Target: dns.Fqdn(srvNorm(t))})
+			out = append(out, &dns.CNAME{Hdr: hdr, Target: presName(srvNorm(t))})
 		}
 	case dns.TypePTR:
 		if a, ok := reverseAddr(name); ok {
 			hosts, _ := mapGet(w.PTR, a.String())
 			for _, h := range hosts {
-				out = append(out, &dns.PTR{Hdr: hdr, Ptr: dns.Fqdn(srvNorm(h))})
+				out = append(out, &dns.PTR{Hdr: hdr, Ptr: presName(srvNorm(h))})
 			}
 		}
 	}
 	return out
 }
 
-// splitTXT cuts a record into the 255-byte character-strings a TXT record is
-// made of (RFC 7208 §3.3: the client joins them without spaces).
+// splitTXT cuts a record into the 255-octet character-strings a TXT record
+// is made of (RFC 7208 §3.3: the client joins them without spaces), each in
+// the presentation form miekg/dns packs, so that the wire carries the
+// record's octets exactly.
 func splitTXT(t string) []string {
-	if len(t) <= 255 {
-		return []string{t}
-	}
 	var parts []string
 	for len(t) > 255 {
-		parts = append(parts, t[:255])
+		parts = append(parts, dnsname.EscapeTXT(t[:255]))
 		t = t[255:]
 	}
-	return append(parts, t)
+	return append(parts, dnsname.EscapeTXT(t))
+}
+
+// presName is a world's name (raw octets) as miekg/dns takes it: escaped and
+// fully qualified.
+func presName(name string) string {
+	return dnsname.Escape(name) + "."
 }
 
 func soa(ttl uint32) *dns.SOA {
@@ -455,7 +467,7 @@ func reverseAddr(name string) (netip.Addr, bool) {
 // Resolver's exported fields.
 
 func srvNorm(name string) string {
-	return strings.ToLower(strings.TrimSuffix(name, "."))
+	return dnsname.LowerASCII(strings.TrimSuffix(name, "."))
 }
 
 func mapHas[V any](m map[string]V, name string) bool {
