@@ -13,9 +13,12 @@
 // guards.
 //
 // Where RFC 7208 leaves a choice:
-//   - an expanded domain-spec that cannot be queried (an empty or over-long
-//     label) is treated as NXDOMAIN: a void lookup and no match, or a
-//     permerror for include and redirect;
+//   - a macro expansion with a label over 63 octets loses labels from the
+//     left up to that one, as §7.3 shortens one over 253 octets;
+//   - a domain-spec that still cannot be queried (an empty label, or a
+//     static name with an over-long label) is treated as NXDOMAIN: a void
+//     lookup and no match, or a permerror for include and redirect; names
+//     are otherwise octets, asked as the macros made them;
 //   - %{p} adds no DNS term; its PTR answer is looked up once per check;
 //   - more than 10 MX names is a permerror, PTR names beyond 10 are ignored,
 //     and the third void lookup is a permerror;
