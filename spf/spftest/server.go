@@ -82,17 +82,12 @@ func NewServer(t testing.TB, world *Resolver) *Server {
 // StartServer starts a Server for world on 127.0.0.1 with a port chosen by the
 // system. The caller must Close it.
 func StartServer(world *Resolver) (*Server, error) {
-	var lastErr error
-	// The UDP port the system picks may be taken for TCP; try a few.
-	for range 10 {
-		s, err := StartServerAt("127.0.0.1:0", world)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-	}
-	return nil, lastErr
+	return StartServerAt("127.0.0.1:0", world)
 }
+
+// portTries bounds the ports tried when the system picks one: the UDP port
+// it gives may be taken for TCP.
+const portTries = 20
 
 // StartServerAt starts a Server for world on addr ("host:port"), UDP and TCP.
 // With port 0 the system picks one port for both. The caller must Close it.
@@ -100,15 +95,26 @@ func StartServerAt(addr string, world *Resolver) (*Server, error) {
 	if world == nil {
 		return nil, errors.New("spftest: nil world")
 	}
-	pc, err := net.ListenPacket("udp", addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("spftest: listen udp %s: %w", addr, err)
+		return nil, fmt.Errorf("spftest: address %q: %w", addr, err)
 	}
-	// TCP on the very port UDP got.
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	tries := 1
+	if port == "0" {
+		tries = portTries
+	}
+	var (
+		pc net.PacketConn
+		l  net.Listener
+	)
+	for range tries {
+		pc, l, err = listenBoth(addr)
+		if err == nil {
+			break
+		}
+	}
 	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("spftest: listen tcp %s: %w", pc.LocalAddr(), err)
+		return nil, err
 	}
 	s := &Server{
 		world:     world,
@@ -129,6 +135,20 @@ func StartServerAt(addr string, world *Resolver) (*Server, error) {
 	}
 	started.Wait()
 	return s, nil
+}
+
+// listenBoth listens on addr over UDP, then over TCP on the port UDP got.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spftest: listen udp %s: %w", addr, err)
+	}
+	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		return nil, nil, fmt.Errorf("spftest: listen tcp %s: %w", pc.LocalAddr(), err)
+	}
+	return pc, l, nil
 }
 
 // Addr is the server's "127.0.0.1:port", for UDP and TCP alike.
