@@ -209,3 +209,41 @@ func TestQueryable(t *testing.T) {
 		}
 	}
 }
+
+// Any queryable raw name goes through Escape and miekg/dns's packing as its
+// own octets and comes back from unpacking and Unescape unchanged; TXT
+// strings likewise.
+func FuzzRoundTrip(f *testing.F) {
+	for _, s := range []string{"example.com", "a b.c", `o'h\ara.x`, "\xe9\x00.\x7f", `\065.x`, `"q".x`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if len(raw) <= 255 {
+			if got := UnescapeTXT(EscapeTXT(raw)); got != raw {
+				t.Fatalf("TXT %q: round trip gives %q", raw, got)
+			}
+		}
+		if !Queryable(raw) {
+			return
+		}
+		pres := Escape(raw)
+		buf := make([]byte, 512)
+		n, err := dns.PackDomainName(pres+".", buf, 0, nil, false)
+		if err != nil {
+			t.Fatalf("%q: Escape gives %q, which miekg/dns cannot pack: %v", raw, pres, err)
+		}
+		if !bytes.Equal(buf[:n], rawWire(raw)) {
+			t.Fatalf("%q: packs to % x", raw, buf[:n])
+		}
+		back, _, err := dns.UnpackDomainName(buf[:n], 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := Unescape(back); !ok || got != raw {
+			t.Fatalf("%q: unpacked %q, Unescape gives %q, %v", raw, back, got, ok)
+		}
+		if !Equal(back, pres) || Canonical(back) != Canonical(LowerASCII(pres)) {
+			t.Fatalf("%q: %q and %q do not compare equal", raw, back, pres)
+		}
+	})
+}
