@@ -240,6 +240,9 @@ func Canonical(name string) string {
 	if name == "." || name == "" {
 		return "."
 	}
+	if isCanonical(name) {
+		return name
+	}
 	var b strings.Builder
 	b.Grow(len(name) + 1)
 	labelLen := 0
@@ -352,4 +355,26 @@ func Equal(a, b string) bool {
 		return true
 	}
 	return Canonical(a) == Canonical(b)
+}
+
+// isCanonical reports whether name is already as Canonical writes it: a
+// trailing dot, non-empty labels, and only octets written as themselves
+// (no upper case, nothing escaped). It spares the common case an
+// allocation.
+func isCanonical(name string) bool {
+	if name[len(name)-1] != '.' || name[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '.':
+			if i > 0 && name[i-1] == '.' {
+				return false
+			}
+		case c <= ' ' || c > '~' || 'A' <= c && c <= 'Z' || labelSpecial(c):
+			return false
+		}
+	}
+	return true
 }

@@ -107,6 +107,20 @@ func TestCanonical(t *testing.T) {
 	}
 }
 
+func TestCanonicalFastPath(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { _ = Canonical("_spf.mail-1.example.com.") }); n != 0 {
+		t.Errorf("Canonical of a canonical name allocates %v times", n)
+	}
+	// The same name with its first octet escaped takes the long way.
+	for _, in := range []string{"a.b.", "A.b.", "a.b", "a b.", "x\xe9.y.", "mail.example.com.", `a"b.`} {
+		var b strings.Builder
+		writeDDD(&b, in[0])
+		if got, slow := Canonical(in), Canonical(b.String()+in[1:]); got != slow {
+			t.Errorf("Canonical(%q) = %q, the long way %q", in, got, slow)
+		}
+	}
+}
+
 func TestUnescapeRefuses(t *testing.T) {
 	for _, in := range []string{`a\.b.example.com`, "a..b", ".a", `a\`, `a\046b.c`} {
 		if got, ok := Unescape(in); ok {
