@@ -48,6 +48,13 @@ type Query struct {
 // SERVFAIL, ErrRefused REFUSED, spf.ErrNotFound NXDOMAIN, ErrTimeout no reply
 // at all, and any other error SERVFAIL.
 //
+// The world's names and TXT strings are raw octets, as the spf.Resolver
+// contract has them: the server escapes them into miekg/dns's presentation
+// form so that the wire carries exactly those octets, and reads questions
+// back into octets, so that a name with a space, "@" or a quote and a
+// record with a quote, a backslash or a non-ASCII octet are served as
+// written.
+//
 // The world's maps are only read, possibly concurrently; do not change them
 // while the server runs. The knobs (SetTTL, Truncate, …) are safe to change at
 // any time.
