@@ -210,13 +210,19 @@ func (ca *checkArgs) validate() (netip.Addr, error) {
 	if err != nil || ip.Zone() != "" {
 		return netip.Addr{}, fmt.Errorf("flag --ip: bad address %q (want e.g. 192.0.2.1 or 2001:db8::1)", ca.ip)
 	}
+	// Whatever an MTA can hand the milter is accepted: RFC 5321 allows
+	// quoted local parts with spaces ("Macro Error"@example.com), and both
+	// MTAs pass a HELO argument on as the client sent it. Only what no SMTP
+	// command line carries (CR, LF) and what the milter protocol's C
+	// strings cannot (NUL) is refused.
 	for _, f := range []struct{ name, v string }{{"sender", ca.sender}, {"helo", ca.helo}} {
-		if strings.ContainsFunc(f.v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-			return netip.Addr{}, fmt.Errorf("flag --%s: bad value %q (no spaces or control characters)", f.name, f.v)
+		if strings.ContainsAny(f.v, "\x00\r\n") {
+			return netip.Addr{}, fmt.Errorf("flag --%s: bad value %q (no NUL, CR or LF: no SMTP command carries them)", f.name, f.v)
 		}
 	}
-	// MAIL FROM:<addr> is often copied with its brackets.
-	ca.sender = strings.TrimSuffix(strings.TrimPrefix(ca.sender, "<"), ">")
+	// As the milter reads MAIL FROM: angle brackets (often copied along)
+	// and a source route dropped.
+	ca.sender = milter.EnvelopeAddress(ca.sender)
 	return ip, nil
 }
 

@@ -210,6 +210,10 @@ func TestCheckHeadersMatchMilter(t *testing.T) {
 		{"192.0.2.10", "[192.0.2.10]", "user@example.org"},
 		{"2001:db8::1", "mail.example.org", ""},
 		{"192.0.2.10", "mail.example.org", "a@bad.example.org"},
+		// What RFC 5321 and the MTAs let through reaches the milter; check
+		// takes it too and answers the same.
+		{"192.0.2.10", "JUMPIN' JUPITER", "Macro Error@example.org"},
+		{"198.51.100.7", "mail.example.org", `"a b"@example.org`},
 	} {
 		m := runCheckJSON(t, srv, "--ip", tc.ip, "--helo", tc.helo, "--sender", tc.sender)
 		act, mods := verdict(t, "tcp", d.milterAddr.String(), tc.ip, tc.helo, "<"+tc.sender+">")
@@ -447,7 +451,8 @@ func TestCheckBadArguments(t *testing.T) {
 		{[]string{"--sender", "a@example.org"}, "spfmilter: flag --ip: missing"},
 		{[]string{"--ip", "192.0.2.300"}, `spfmilter: flag --ip: bad address "192.0.2.300"`},
 		{[]string{"--ip", "fe80::1%eth0"}, `spfmilter: flag --ip: bad address`},
-		{[]string{"--ip", "192.0.2.1", "--helo", "a b"}, `spfmilter: flag --helo: bad value "a b"`},
+		{[]string{"--ip", "192.0.2.1", "--helo", "a\r\nb"}, `spfmilter: flag --helo: bad value "a\r\nb"`},
+		{[]string{"--ip", "192.0.2.1", "--sender", "a\x00b@example.org"}, `spfmilter: flag --sender: bad value "a\x00b@example.org"`},
 		{[]string{"--ip", "192.0.2.1", "--resolver", "dns.example"}, `spfmilter: flag --resolver: bad resolver "dns.example"`},
 		{[]string{"--ip", "192.0.2.1", "--bogus"}, "spfmilter: flag provided but not defined: -bogus"},
 		{[]string{"--ip", "192.0.2.1", "extra"}, `spfmilter: unexpected argument "extra"`},

@@ -12,6 +12,8 @@ package dkim
 
 import (
 	"strings"
+
+	"github.com/spfmilter/spfmilter/internal/dnsname"
 )
 
 // Result is a DKIM verification result, an RFC 8601 §2.7.1 token.
@@ -106,7 +108,8 @@ func (o Outcome) Vouches(domains ...string) Vouch {
 	return v
 }
 
-// normDomain lower-cases d and drops one trailing dot.
+// normDomain lower-cases the ASCII letters of d (DNS folds no others, RFC
+// 4343) and drops one trailing dot.
 func normDomain(d string) string {
-	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+	return dnsname.LowerASCII(strings.TrimSuffix(strings.TrimSpace(d), "."))
 }

@@ -6,9 +6,9 @@ import (
 	"unicode"
 
 	"github.com/emersion/go-msgauth/authres"
-	"golang.org/x/net/idna"
 
 	"github.com/spfmilter/spfmilter/dkim"
+	"github.com/spfmilter/spfmilter/internal/dnsname"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -160,43 +160,14 @@ func bareLocalPart(local string) bool {
 
 // domainPvalue returns d as a lower-case A-label domain name without a
 // trailing dot, or "" when d is not a domain name. Underscores are allowed:
-// SPF names often carry them.
+// SPF names often carry them. The notion is the SPF engine's
+// (internal/dnsname), so that the header names what was checked.
 func domainPvalue(d string) string {
-	d = strings.TrimSuffix(d, ".")
-	if d == "" || len(d) > maxDomain || clean(d, maxDomain) != d {
-		return "" // invalid UTF-8 or controls, which idna would map away
-	}
-	a, err := idna.Lookup.ToASCII(d)
-	if err != nil && !isLDH(d) {
-		return ""
-	}
-	if err != nil {
-		a = strings.ToLower(d)
-	}
-	if !isLDH(a) {
+	a, ok := dnsname.Normalize(d)
+	if !ok {
 		return ""
 	}
 	return a
-}
-
-// isLDH reports a dot-separated name of non-empty labels made of ASCII
-// letters, digits, '-' and '_'.
-func isLDH(d string) bool {
-	if d == "" || len(d) > maxDomain {
-		return false
-	}
-	for _, l := range strings.Split(d, ".") {
-		if l == "" || len(l) > 63 {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // authservToken returns the authserv-id as written: A-labels for an IDN

@@ -150,8 +150,8 @@ func TestEnvelopeAddress(t *testing.T) {
 		"":                               "",
 		"@relay.test,@b.test:bob@c.test": "bob@c.test",
 	} {
-		if got := envelopeAddress(in); got != want {
-			t.Errorf("envelopeAddress(%q) = %q, want %q", in, got, want)
+		if got := EnvelopeAddress(in); got != want {
+			t.Errorf("EnvelopeAddress(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -115,7 +115,7 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 		facts: Facts{
 			IP:            s.ip,
 			HELO:          s.helo,
-			Sender:        envelopeAddress(from),
+			Sender:        EnvelopeAddress(from),
 			MTAName:       s.j,
 			Authenticated: m.Macros["{auth_authen}"] != "",
 		},
@@ -455,9 +455,10 @@ func addrString(a netip.Addr) string {
 	return a.String()
 }
 
-// envelopeAddress is the MAIL FROM address as SPF wants it: without angle
+// EnvelopeAddress is the MAIL FROM address as SPF wants it: without angle
 // brackets and without an RFC 5321 §4.1.2 source route ("@a,@b:user@c").
-func envelopeAddress(from string) string {
+// The check command reads its --sender through it too.
+func EnvelopeAddress(from string) string {
 	a := strings.TrimSpace(from)
 	a = strings.TrimSuffix(strings.TrimPrefix(a, "<"), ">")
 	if strings.HasPrefix(a, "@") {

@@ -523,13 +523,23 @@ func TestExplanationFallback(t *testing.T) {
 		{"DNS error", []string{"x"}, map[string]error{"TXT why.example.com": spftest.ErrServFail}},
 		{"bad macro", []string{"see %{x}"}, nil},
 		{"non-ASCII", []string{"s\xc3\xa9e"}, nil},
+		// §6.2: printable ASCII after expansion too.
+		{"non-ASCII local part", []string{"%{l} may not send"}, nil},
+		{"tab in local part", []string{"%{l} may not send"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := &spftest.Resolver{TXT: map[string][]string{
 				"example.com":     {"v=spf1 -all exp=why.example.com"},
 				"why.example.com": tc.exp,
 			}, Fail: tc.fail}
-			o := mailFrom(t, w, ip4, "u@example.com")
+			sender := "u@example.com"
+			switch tc.name {
+			case "non-ASCII local part":
+				sender = "caf\xc3\xa9@example.com"
+			case "tab in local part":
+				sender = "a\tb@example.com"
+			}
+			o := mailFrom(t, w, ip4, sender)
 			if o.Result != spf.Fail || o.Explanation != spf.DefaultExplanation("example.com", ip4) {
 				t.Fatalf("%+v", o)
 			}
@@ -618,5 +628,40 @@ func TestDeadline(t *testing.T) {
 	c.Timeout = 0
 	if o := c.CheckMailFrom(ctx, spf.Args{IP: ip4, Sender: "u@example.com", HELO: "h.example.org"}); o.Result != spf.Temperror {
 		t.Fatalf("%+v", o)
+	}
+}
+
+// Macro expansions that cannot be DNS names as they stand (RFC 7208 §7.3):
+// labels are dropped from the left until the name fits; what still cannot be
+// asked is a void lookup, never a DNS error.
+func TestExpandedNameTruncation(t *testing.T) {
+	long := strings.Repeat("x", 70)
+	w := &spftest.Resolver{
+		TXT: map[string][]string{"example.com": {"v=spf1 exists:%{l}.ok.example.com exists:%{l}.%{l} -all"}},
+		A:   map[string][]netip.Addr{"ok.example.com": addrs("127.0.0.2")},
+	}
+	o := mailFrom(t, w, ip4, long+"@example.com")
+	expect(t, o, spf.Pass, "exists:%{l}.ok.example.com")
+	if !queried(w, "A ok.example.com") {
+		t.Errorf("queries %q, want A ok.example.com", w.Queries())
+	}
+	w.A = nil
+	w.Reset()
+	o = mailFrom(t, w, ip4, long+"@example.com")
+	expect(t, o, spf.Fail, "-all")
+	if o.VoidLookups != 2 || len(w.Queries()) != 2 { // TXT example.com, A ok.example.com
+		t.Errorf("void lookups %d, queries %q; want 2 and no query for the unaskable name", o.VoidLookups, w.Queries())
+	}
+}
+
+// A local part may hold what presentation format escapes; the name a macro
+// makes of it is asked as those octets and can match.
+func TestOddLocalPartsInNames(t *testing.T) {
+	for _, local := range []string{"o'hara", "a(b", "Macro Error", `"quoted"`, `back\slash`, "semi;colon"} {
+		w := &spftest.Resolver{
+			TXT: map[string][]string{"example.com": {"v=spf1 exists:%{l}.%{d} -all"}},
+			A:   map[string][]netip.Addr{strings.ToLower(local) + ".example.com": addrs("127.0.0.2")},
+		}
+		expect(t, mailFrom(t, w, ip4, local+"@example.com"), spf.Pass, "exists:%{l}.%{d}")
 	}
 }

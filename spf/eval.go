@@ -510,7 +510,18 @@ func (e *evaluator) explain(rec *record, domain string) string {
 	if err != nil {
 		return ""
 	}
-	return e.expandExplain(&m, domain)
+	exp := e.expandExplain(&m, domain)
+	// §6.2: the explanation is printable ASCII, and a macro (a local part,
+	// a HELO name) can bring in other octets: drop it for the default.
+	for i := 0; i < len(exp); i++ {
+		if exp[i] < 0x20 || exp[i] > 0x7e {
+			if e.tracing {
+				e.tracef("exp=%s unusable: expands to text that is not printable ASCII", target)
+			}
+			return ""
+		}
+	}
+	return exp
 }
 
 // macroValue is the value of a macro letter (§7.2).

@@ -328,13 +328,40 @@ func appendURLEscaped(buf []byte, s string) []byte {
 	return buf
 }
 
-// truncateDomain removes labels from the left until name fits in 253 octets
-// (RFC 7208 §7.3), then lower-cases it and drops a trailing dot. cut says
-// that name is the tail of a longer expansion, so its first label is a
-// fragment and goes too.
+// truncateDomain removes labels from the left until name can be a DNS name
+// (RFC 7208 §7.3): first up to and including the right-most label longer
+// than 63 octets, then one by one until the name fits in 253 octets. It
+// then lower-cases it and drops a trailing dot. §7.3 speaks of the total
+// length; a label too long for any query is dropped the same way, since
+// only the left side of a name is the macro's to lose. cut says that name
+// is the tail of a longer expansion, so its first label is a fragment and
+// goes too.
 func truncateDomain(name []byte, cut bool) string {
 	if len(name) > 0 && name[len(name)-1] == '.' {
 		name = name[:len(name)-1]
+	}
+	labelLen := 0
+	for i := len(name) - 1; i >= 0; i-- {
+		if name[i] == '.' {
+			labelLen = 0
+			continue
+		}
+		labelLen++
+		if labelLen > maxLabelLen {
+			// Drop this label and everything left of it, the fragment
+			// of a cut expansion included.
+			j := i
+			for j < len(name) && name[j] != '.' {
+				j++
+			}
+			if j == len(name) {
+				name = name[:0]
+			} else {
+				name = name[j+1:]
+			}
+			cut = false
+			break
+		}
 	}
 	for cut || len(name) > maxDomainLen {
 		cut = false

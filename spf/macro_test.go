@@ -240,6 +240,17 @@ func TestTruncateDomain(t *testing.T) {
 	if got := truncateDomain([]byte(strings.Repeat("x", 300)), false); got != "" {
 		t.Errorf("one huge label: %q", got)
 	}
+	// A label too long for DNS goes, with everything left of it.
+	for in, want := range map[string]string{
+		"a." + strings.Repeat("b", 64) + ".c.Example.com": "c.example.com",
+		strings.Repeat("b", 64) + ".example.com.":         "example.com",
+		strings.Repeat("b", 63) + ".example.com":          strings.Repeat("b", 63) + ".example.com",
+		"example." + strings.Repeat("b", 64):              "",
+	} {
+		if got := truncateDomain([]byte(in), false); got != want {
+			t.Errorf("truncateDomain(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 // A domain-spec whose expansion is megabytes long is expanded within a small

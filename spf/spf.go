@@ -13,9 +13,12 @@
 // guards.
 //
 // Where RFC 7208 leaves a choice:
-//   - an expanded domain-spec that cannot be queried (an empty or over-long
-//     label) is treated as NXDOMAIN: a void lookup and no match, or a
-//     permerror for include and redirect;
+//   - a macro expansion with a label over 63 octets loses labels from the
+//     left up to that one, as §7.3 shortens one over 253 octets;
+//   - a domain-spec that still cannot be queried (an empty label, or a
+//     static name with an over-long label) is treated as NXDOMAIN: a void
+//     lookup and no match, or a permerror for include and redirect; names
+//     are otherwise octets, asked as the macros made them;
 //   - %{p} adds no DNS term; its PTR answer is looked up once per check;
 //   - more than 10 MX names is a permerror, PTR names beyond 10 are ignored,
 //     and the third void lookup is a permerror;
@@ -114,11 +117,15 @@ const (
 // leads to temperror (RFC 7208 §5).
 var ErrNotFound = errors.New("spf: domain not found")
 
-// Resolver is everything the evaluator needs from DNS. Names are fully
-// qualified, lower-case A-labels without a trailing dot. Returned host names
-// (MX exchanges, PTR targets) may carry a trailing dot. Implementations follow
-// CNAME chains. Returned slices are read-only for the caller: implementations
-// may hand out shared cached slices.
+// Resolver is everything the evaluator needs from DNS. Everything crossing
+// it is raw octets, never a DNS library's presentation form: names are fully
+// qualified, without a trailing dot, ASCII lower-case, labels joined by "."
+// (a name expanded from macros may hold any octet, a space or "@" included,
+// and must be asked as exactly those octets); TXT strings are the record's
+// octets; returned host names (MX exchanges, PTR targets) are octets too and
+// may carry a trailing dot. Implementations follow CNAME chains. Returned
+// slices are read-only for the caller: implementations may hand out shared
+// cached slices.
 type Resolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 	LookupA(ctx context.Context, name string) ([]netip.Addr, error)

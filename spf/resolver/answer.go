@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/spfmilter/spfmilter/internal/dnsname"
 )
 
 // answer is what a response says about one question, records parsed.
@@ -24,27 +26,28 @@ type answer struct {
 
 // parseAnswer reads a NOERROR or NXDOMAIN response to (qname, qtype). It
 // follows the CNAME chain from qname within the answer section, matching
-// owner names case-insensitively (RFC 4343), and ignores every record that is
-// not on the chain or not of qtype. seen holds the names already visited
-// (lower-case, fully qualified) and is updated.
+// owner names as octets up to ASCII case (RFC 4343; dnsname.Canonical), and
+// ignores every record that is not on the chain or not of qtype. seen holds
+// the names already visited (dnsname.Canonical) and is updated.
+//
+// miekg/dns gives names and TXT strings in presentation form; what is
+// returned is raw octets.
 func parseAnswer(m *dns.Msg, qname string, qtype uint16, seen map[string]bool) (answer, error) {
 	var a answer
 	a.ttl = 1<<32 - 1
-	cur := strings.ToLower(qname)
+	cur := dnsname.Canonical(qname)
 	for {
 		found := false
 		for _, rr := range m.Answer {
 			h := rr.Header()
-			if h.Rrtype != qtype || h.Class != dns.ClassINET || !strings.EqualFold(h.Name, cur) {
+			if h.Rrtype != qtype || h.Class != dns.ClassINET || !dnsname.Equal(h.Name, cur) {
 				continue
 			}
 			found = true
 			a.ttl = min(a.ttl, h.Ttl)
 			switch rr := rr.(type) {
 			case *dns.TXT:
-				// RFC 7208 §3.3: the strings of one record are joined
-				// without anything between them.
-				a.txt = append(a.txt, strings.Join(rr.Txt, ""))
+				a.txt = append(a.txt, joinTXT(rr.Txt))
 			case *dns.A:
 				if ip, ok := netip.AddrFromSlice(rr.A.To4()); ok {
 					a.addrs = append(a.addrs, ip)
@@ -64,8 +67,8 @@ func parseAnswer(m *dns.Msg, qname string, qtype uint16, seen map[string]bool) (
 		}
 		target := ""
 		for _, rr := range m.Answer {
-			if cn, ok := rr.(*dns.CNAME); ok && cn.Hdr.Class == dns.ClassINET && strings.EqualFold(cn.Hdr.Name, cur) {
-				target = strings.ToLower(dns.Fqdn(cn.Target))
+			if cn, ok := rr.(*dns.CNAME); ok && cn.Hdr.Class == dns.ClassINET && dnsname.Equal(cn.Hdr.Name, cur) {
+				target = dnsname.Canonical(cn.Target)
 				a.ttl = min(a.ttl, cn.Hdr.Ttl)
 				break
 			}
@@ -114,11 +117,31 @@ func negativeTTL(m *dns.Msg) (uint32, bool) {
 	return 0, false
 }
 
-// hostName is a host name from a record, lower-case without the trailing dot
-// ("." for the root, as in a null MX, RFC 7505).
+// joinTXT is the text of one TXT record: its character-strings decoded from
+// miekg/dns's presentation form ("\"", "\\", "\DDD") to the octets sent,
+// and joined without anything between them (RFC 7208 §3.3).
+func joinTXT(strs []string) string {
+	if len(strs) == 1 {
+		return dnsname.UnescapeTXT(strs[0])
+	}
+	var b strings.Builder
+	for _, s := range strs {
+		b.WriteString(dnsname.UnescapeTXT(s))
+	}
+	return b.String()
+}
+
+// hostName is a host name from a record as raw octets, ASCII lower-case,
+// without the trailing dot ("." for the root, as in a null MX, RFC 7505).
+// A name with a "." octet inside a label has no raw form and gives "", which
+// no lookup can find.
 func hostName(n string) string {
 	if n == "." {
 		return n
 	}
-	return strings.ToLower(strings.TrimSuffix(n, "."))
+	raw, ok := dnsname.Unescape(n)
+	if !ok {
+		return ""
+	}
+	return dnsname.LowerASCII(raw)
 }

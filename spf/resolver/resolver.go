@@ -36,6 +36,7 @@ import (
 	"github.com/miekg/dns"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/spfmilter/spfmilter/internal/dnsname"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -299,25 +300,23 @@ func (c *Client) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, erro
 	return e.names, e.err
 }
 
-// normName lower-cases name and drops a trailing dot, without allocating
-// when name is already so (the spf.Resolver contract).
+// normName lower-cases the ASCII letters of a raw name and drops a trailing
+// dot, without allocating when name is already so (the spf.Resolver
+// contract).
 func normName(name string) string {
-	name = strings.TrimSuffix(name, ".")
-	for i := 0; i < len(name); i++ {
-		if 'A' <= name[i] && name[i] <= 'Z' {
-			return strings.ToLower(name)
-		}
-	}
-	return name
+	return dnsname.LowerASCII(strings.TrimSuffix(name, "."))
 }
 
-// qname is the name asked for k, fully qualified.
+// qname is the name asked for k, fully qualified, in the presentation form
+// miekg/dns packs: the raw octets of k.name, whatever they are, escaped so
+// that each label goes on the wire as those octets (a macro-expanded local
+// part may hold a space, "@", a quote or a backslash).
 func (k key) qname() string {
 	if k.qtype == dns.TypePTR {
 		r, _ := dns.ReverseAddr(k.addr.String()) // a valid address always reverses
 		return r
 	}
-	return dns.Fqdn(k.name)
+	return dnsname.Escape(k.name) + "."
 }
 
 func (k key) String() string {
@@ -341,10 +340,9 @@ func (c *Client) lookup(ctx context.Context, k key) (*entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("resolver: %s %s: %w: %w", dns.TypeToString[k.qtype], k.name, ErrTimeout, err)
 	}
-	if k.qtype != dns.TypePTR {
-		if err := checkName(k.name); err != nil {
-			return nil, fmt.Errorf("resolver: %s %q: %w: %w", dns.TypeToString[k.qtype], k.name, ErrBadName, spf.ErrNotFound)
-		}
+	if k.qtype != dns.TypePTR && !dnsname.Queryable(k.name) {
+		// RFC 1035 §2.3.4: no query can carry it, so no such name exists.
+		return nil, fmt.Errorf("resolver: %s %q: %w: %w", dns.TypeToString[k.qtype], k.name, ErrBadName, spf.ErrNotFound)
 	}
 	ks := k.String()
 	budget := spf.BudgetFromContext(ctx)
@@ -370,22 +368,6 @@ func (c *Client) lookup(ctx context.Context, k key) (*entry, error) {
 	}
 }
 
-// checkName rejects what cannot be sent as a DNS name (RFC 1035 §2.3.4).
-func checkName(name string) error {
-	if name == "" || len(name) > 253 {
-		return ErrBadName
-	}
-	for label := range strings.SplitSeq(name, ".") {
-		if label == "" || len(label) > 63 {
-			return ErrBadName
-		}
-	}
-	if _, ok := dns.IsDomainName(name); !ok {
-		return ErrBadName
-	}
-	return nil
-}
-
 // resolve asks the servers for k, following CNAMEs across queries when an
 // answer stops at one, and caches the result. Each question after the first
 // is taken from budget, when there is one.
@@ -398,7 +380,7 @@ func (c *Client) resolve(k key, budget *spf.QueryBudget) (*entry, error) {
 	}
 	qtype := k.qtype
 	name := k.qname()
-	seen := map[string]bool{strings.ToLower(name): true}
+	seen := map[string]bool{dnsname.Canonical(name): true}
 	ttl := uint32(1<<32 - 1)
 	var a answer
 	for hops := 0; ; {
@@ -532,7 +514,9 @@ func classify(q, r *dns.Msg, err error) (string, error) {
 	}
 	if !r.Response || r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 ||
 		r.Question[0].Qtype != q.Question[0].Qtype || r.Question[0].Qclass != q.Question[0].Qclass ||
-		!strings.EqualFold(r.Question[0].Name, q.Question[0].Name) {
+		!dnsname.Equal(r.Question[0].Name, q.Question[0].Name) {
+		// Names compare as octets up to ASCII case: miekg/dns hands back
+		// the reply's question in its own escaping, not necessarily ours.
 		return OutcomeError, fmt.Errorf("%w: answer to another question", ErrMalformed)
 	}
 	switch r.Rcode {

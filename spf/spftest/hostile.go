@@ -1,7 +1,6 @@
 package spftest
 
 import (
-	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -49,14 +48,9 @@ func NewFuncServer(t testing.TB, answer Answerer) *FuncServer {
 }
 
 func startFuncServer(answer Answerer) (*FuncServer, error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, l, err := listenBoth("127.0.0.1:0")
 	if err != nil {
 		return nil, err
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("listen tcp %s: %w", pc.LocalAddr(), err)
 	}
 	s := &FuncServer{addr: pc.LocalAddr().String(), answer: answer}
 	h := dns.HandlerFunc(s.serveDNS)
@@ -119,8 +113,8 @@ func (s *FuncServer) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	w.WriteMsg(m) //nolint:errcheck
 }
 
-// TXT builds a TXT record for owner holding text, cut into 255-byte
-// character-strings (RFC 7208 §3.3).
+// TXT builds a TXT record for owner holding text (raw octets, sent exactly),
+// cut into 255-byte character-strings (RFC 7208 §3.3).
 func TXT(owner, text string, ttl uint32) *dns.TXT {
 	return &dns.TXT{
 		Hdr: dns.RR_Header{Name: dns.Fqdn(owner), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/spfmilter/spfmilter/internal/dnsname"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -47,6 +48,13 @@ type Query struct {
 // SERVFAIL, ErrRefused REFUSED, spf.ErrNotFound NXDOMAIN, ErrTimeout no reply
 // at all, and any other error SERVFAIL.
 //
+// The world's names and TXT strings are raw octets, as the spf.Resolver
+// contract has them: the server escapes them into miekg/dns's presentation
+// form so that the wire carries exactly those octets, and reads questions
+// back into octets, so that a name with a space, "@" or a quote and a
+// record with a quote, a backslash or a non-ASCII octet are served as
+// written.
+//
 // The world's maps are only read, possibly concurrently; do not change them
 // while the server runs. The knobs (SetTTL, Truncate, …) are safe to change at
 // any time.
@@ -81,17 +89,12 @@ func NewServer(t testing.TB, world *Resolver) *Server {
 // StartServer starts a Server for world on 127.0.0.1 with a port chosen by the
 // system. The caller must Close it.
 func StartServer(world *Resolver) (*Server, error) {
-	var lastErr error
-	// The UDP port the system picks may be taken for TCP; try a few.
-	for range 10 {
-		s, err := StartServerAt("127.0.0.1:0", world)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-	}
-	return nil, lastErr
+	return StartServerAt("127.0.0.1:0", world)
 }
+
+// portTries bounds the ports tried when the system picks one: the UDP port
+// it gives may be taken for TCP.
+const portTries = 20
 
 // StartServerAt starts a Server for world on addr ("host:port"), UDP and TCP.
 // With port 0 the system picks one port for both. The caller must Close it.
@@ -99,15 +102,26 @@ func StartServerAt(addr string, world *Resolver) (*Server, error) {
 	if world == nil {
 		return nil, errors.New("spftest: nil world")
 	}
-	pc, err := net.ListenPacket("udp", addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("spftest: listen udp %s: %w", addr, err)
+		return nil, fmt.Errorf("spftest: address %q: %w", addr, err)
 	}
-	// TCP on the very port UDP got.
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	tries := 1
+	if port == "0" {
+		tries = portTries
+	}
+	var (
+		pc net.PacketConn
+		l  net.Listener
+	)
+	for range tries {
+		pc, l, err = listenBoth(addr)
+		if err == nil {
+			break
+		}
+	}
 	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("spftest: listen tcp %s: %w", pc.LocalAddr(), err)
+		return nil, err
 	}
 	s := &Server{
 		world:     world,
@@ -128,6 +142,20 @@ func StartServerAt(addr string, world *Resolver) (*Server, error) {
 	}
 	started.Wait()
 	return s, nil
+}
+
+// listenBoth listens on addr over UDP, then over TCP on the port UDP got.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spftest: listen udp %s: %w", addr, err)
+	}
+	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		return nil, nil, fmt.Errorf("spftest: listen tcp %s: %w", pc.LocalAddr(), err)
+	}
+	return pc, l, nil
 }
 
 // Addr is the server's "127.0.0.1:port", for UDP and TCP alike.
@@ -227,7 +255,13 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 		return
 	}
 	q := req.Question[0]
-	name := srvNorm(q.Name)
+	// The world's names are raw octets; miekg/dns gives the question in
+	// presentation form.
+	name, ok := dnsname.Unescape(q.Name)
+	if !ok {
+		name = `\` + q.Name // matches no name of the world
+	}
+	name = srvNorm(name)
 	netw := "udp"
 	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
 		netw = "tcp"
@@ -249,7 +283,7 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if malformed {
 		// An answer record whose data is cut short.
 		m.Answer = []dns.RR{&dns.A{
-			Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl},
+			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl},
 			A:   net.IPv4(192, 0, 2, 1),
 		}}
 		if b, err := m.Pack(); err == nil {
@@ -284,7 +318,7 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 			return
 		}
 		seen[cur] = true
-		owner := dns.Fqdn(cur)
+		owner := presName(cur)
 		if rrs := s.records(q.Qtype, cur, owner, ttl); len(rrs) > 0 {
 			m.Answer = append(m.Answer, rrs...)
 			break
@@ -301,7 +335,7 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 		m.Answer = append(m.Answer, &dns.CNAME{
 			Hdr:    dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
-			Target: dns.Fqdn(srvNorm(target)),
+			Target: presName(srvNorm(target)),
 		})
 		cur = srvNorm(target)
 		if noChase || seen[cur] {
@@ -376,35 +410,40 @@ func (s *Server) records(qtype uint16, name, owner string, ttl uint32) []dns.RR 
 	case dns.TypeMX:
 		hosts, _ := mapGet(w.MX, name)
 		for i, h := range hosts {
-			out = append(out, &dns.MX{Hdr: hdr, Preference: uint16(10 * (i + 1)), Mx: dns.Fqdn(srvNorm(h))})
+			out = append(out, &dns.MX{Hdr: hdr, Preference: uint16(10 * (i + 1)), Mx: presName(srvNorm(h))})
 		}
 	case dns.TypeCNAME:
 		if t, ok := mapGet(w.CNAME, name); ok {
-			out = append(out, &dns.CNAME{Hdr: hdr, Target: dns.Fqdn(srvNorm(t))})
+			out = append(out, &dns.CNAME{Hdr: hdr, Target: presName(srvNorm(t))})
 		}
 	case dns.TypePTR:
 		if a, ok := reverseAddr(name); ok {
 			hosts, _ := mapGet(w.PTR, a.String())
 			for _, h := range hosts {
-				out = append(out, &dns.PTR{Hdr: hdr, Ptr: dns.Fqdn(srvNorm(h))})
+				out = append(out, &dns.PTR{Hdr: hdr, Ptr: presName(srvNorm(h))})
 			}
 		}
 	}
 	return out
 }
 
-// splitTXT cuts a record into the 255-byte character-strings a TXT record is
-// made of (RFC 7208 §3.3: the client joins them without spaces).
+// splitTXT cuts a record into the 255-octet character-strings a TXT record
+// is made of (RFC 7208 §3.3: the client joins them without spaces), each in
+// the presentation form miekg/dns packs, so that the wire carries the
+// record's octets exactly.
 func splitTXT(t string) []string {
-	if len(t) <= 255 {
-		return []string{t}
-	}
 	var parts []string
 	for len(t) > 255 {
-		parts = append(parts, t[:255])
+		parts = append(parts, dnsname.EscapeTXT(t[:255]))
 		t = t[255:]
 	}
-	return append(parts, t)
+	return append(parts, dnsname.EscapeTXT(t))
+}
+
+// presName is a world's name (raw octets) as miekg/dns takes it: escaped and
+// fully qualified.
+func presName(name string) string {
+	return dnsname.Escape(name) + "."
 }
 
 func soa(ttl uint32) *dns.SOA {
@@ -455,7 +494,7 @@ func reverseAddr(name string) (netip.Addr, bool) {
 // Resolver's exported fields.
 
 func srvNorm(name string) string {
-	return strings.ToLower(strings.TrimSuffix(name, "."))
+	return dnsname.LowerASCII(strings.TrimSuffix(name, "."))
 }
 
 func mapHas[V any](m map[string]V, name string) bool {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/spfmilter/spfmilter/internal/dnsname"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -43,8 +44,10 @@ type Resolver struct {
 
 var _ spf.Resolver = (*Resolver)(nil)
 
+// norm lower-cases ASCII letters only: names are octets, and DNS folds
+// nothing else (RFC 4343).
 func norm(name string) string {
-	return strings.ToLower(strings.TrimSuffix(name, "."))
+	return dnsname.LowerASCII(strings.TrimSuffix(name, "."))
 }
 
 // Queries returns the queries made so far, as "TYPE name".
