@@ -225,6 +225,11 @@ func (g *diffGen) publish(name string) {
 	case x < 11:
 		g.addTXT(name, pick(g, []string{"v=spf1", "v=spf1 ", "v=spf10 -all", "spf1 -all", "v=spf1-all", "V=SPF1 -all"}))
 		return
+	case x < 12:
+		// Octets outside the record's ABNF (RFC 7208 §4.6, §7.1).
+		g.addTXT(name, pick(g, []string{"v=spf1 a:caf\xe9.example -all", "v=spf1 exists:caf\xc3\xa9.example ~all",
+			"v=spf1 ip4:192.0.2.1\t-all", "v=spf1 -all \"quoted\""}))
+		return
 	}
 	g.addTXT(name, g.record(name, 0))
 }
@@ -395,6 +400,7 @@ func (g *diffGen) explanation() {
 					"helo %{h}", "local %{l} at %{o}", "%{l-}", "%{L}", "%{S}", "%{c}", "%{r}", "%{d2}",
 					"%{o1r}", "%{i2r}", "%%", "%_", "%-", "%{l1r+-}", "%{p}", "v=spf1 text",
 					"https://www.example.com/why?s=%{S}&ip=%{I}",
+					"say \"no\"", "back\\slash", "tab\there", "caf\xc3\xa9", "caf\xe9",
 				}))
 			}
 			g.addTXT(e, strings.Join(parts, " "))
