@@ -56,6 +56,9 @@ func (w *diffWorld) Dump() string {
 	for _, k := range slices.Sorted(mapsKeys(z.CNAME)) {
 		fmt.Fprintf(&b, "%-28s %-5s %s\n", k, "CNAME", z.CNAME[k])
 	}
+	for _, k := range slices.Sorted(mapsKeys(z.Fail)) {
+		fmt.Fprintf(&b, "%-34s %v\n", k, z.Fail[k])
+	}
 	return b.String()
 }
 
@@ -78,7 +81,9 @@ var (
 	diffHosts = []string{"h1.example.com", "h2.example.org", "mx1.example.net", "mx2.example.net",
 		"mail.corp.example", "relay.example"}
 	diffVoid = []string{"void.example", "nx.example.com", "gone.example.org"}
-	diffExp  = []string{"exp.example", "why.example.com", "explain.example.org"}
+	// diffBroken answers SERVFAIL to every question.
+	diffBroken = "broken.example"
+	diffExp    = []string{"exp.example", "why.example.com", "explain.example.org"}
 
 	diffLocals = []string{"user", "Postmaster", "first.last", "a+tag", "UPPER", "x-y_z", "o'hara",
 		"a.b.c.d", "user=x", "\"Macro Error\""}
@@ -116,6 +121,7 @@ func newDiffWorld(seed uint64, i int) *diffWorld {
 			MX:    map[string][]string{},
 			PTR:   map[string][]string{},
 			CNAME: map[string]string{},
+			Fail:  map[string]error{"* " + diffBroken: spftest.ErrServFail},
 		},
 		records: map[string]bool{},
 	}
@@ -127,6 +133,15 @@ func newDiffWorld(seed uint64, i int) *diffWorld {
 	g.hostData()
 	for _, r := range diffRoots {
 		g.want(r)
+	}
+	for _, h := range diffHosts {
+		// HELO names: often the usual "a -all", sometimes a full record.
+		switch x := g.n(10); {
+		case x < 3:
+			g.addTXT(h, pick(g, []string{"v=spf1 a -all", "v=spf1 a mx ~all", "v=spf1 a/24 ?all", "v=spf1 -all", "v=spf1 ptr -all"}))
+		case x < 5:
+			g.want(h)
+		}
 	}
 	for len(g.pending) > 0 {
 		name := g.pending[0]
@@ -253,6 +268,8 @@ func (g *diffGen) cidr() string {
 // that gets a record of its own, a host, a void name or a macro.
 func (g *diffGen) target(spfWanted bool) string {
 	switch x := g.n(100); {
+	case x < 2:
+		return diffBroken
 	case x < 8:
 		return pick(g, diffVoid)
 	case x < 16:
@@ -281,7 +298,8 @@ func (g *diffGen) macroDomain() string {
 		"%{d}", "%{o}", "%{h}", "%{d2}", "%{d1r}.example",
 		"%{l}.users.example", "%{l-}.users.example", "%{ir}.%{v}.rev.example",
 		"%{i}.list.example", "%{i2r}.list.example", "%{o}._spf.example",
-		"%{d}.%{h}.ok.example", "%{l1r+-}.users.example",
+		"%{d}.%{h}.ok.example", "%{l1r+-}.users.example", "%{p}.ptr.example", "%{l2r.=+}.users.example",
+		"%{d3r}.rev.example", "%{i}._%{v}.list.example",
 	})
 }
 
