@@ -3,7 +3,7 @@
 
 Reads one JSON object a line on stdin:
     {"id": "...", "server": "127.0.0.1:PORT", "scope": "mfrom" | "helo",
-     "ip": "...", "sender": "...", "helo": "..."}
+     "ip": "...", "sender": "...", "helo": "...", "receiver": "..."}
 and writes one a line on stdout, in the same order:
     {"id": "...", "result": "pass", "explanation": "..." or null,
      "mechanism": "...", "problem": "...", "error": "..."}
@@ -37,9 +37,9 @@ def resolver_for(server, cache={}):
 def evaluate(case):
     dns.resolver.default_resolver = resolver_for(case["server"])
     if case["scope"] == "helo":
-        q = spf.query(i=case["ip"], s="", h=case["helo"], querytime=20)
+        q = spf.query(i=case["ip"], s="", h=case["helo"], receiver=case["receiver"], querytime=20)
     else:
-        q = spf.query(i=case["ip"], s=case["sender"], h=case["helo"], querytime=20)
+        q = spf.query(i=case["ip"], s=case["sender"], h=case["helo"], receiver=case["receiver"], querytime=20)
     q.set_default_explanation(DEFAULT_EXP)
     res, _, exp = q.check()
     out = {"result": res, "explanation": None, "mechanism": q.mechanism}
