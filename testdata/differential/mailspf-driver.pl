@@ -9,11 +9,13 @@
 #     {"id": "...", "result": "pass", "explanation": "..." or null,
 #      "mechanism": "...", "problem": "...", "error": "..."}
 # "explanation" is the expanded exp= text of a fail, null for the default text
-# and for every other result; "mechanism" is the term that matched; "problem" is Mail::SPF's message for permerror
-# and temperror; "error" says why Mail::SPF died (result "crash"). Every DNS query goes to "server". A null sender
-# is checked as postmaster@HELO in the mfrom scope (RFC 7208 section 2.4),
-# rather than in the helo scope that Mail::SPF's documentation suggests, so
-# that both identities are what RFC 7208 says they are.
+# and for every other result; "mechanism" is the term that matched; "problem"
+# is Mail::SPF's message for permerror and temperror; "error" says why
+# Mail::SPF died (result "crash"). Every DNS query goes to "server".
+#
+# A null sender is checked as postmaster@HELO in the mfrom scope (RFC 7208
+# section 2.4) rather than in the helo scope that Mail::SPF's documentation
+# suggests, so that both identities are what RFC 7208 says they are.
 use strict;
 use warnings;
 

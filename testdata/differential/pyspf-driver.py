@@ -9,8 +9,8 @@ and writes one a line on stdout, in the same order:
      "mechanism": "...", "problem": "...", "error": "..."}
 "explanation" is the expanded exp= text of a fail, null for pyspf's default
 text and for every other result; "mechanism" is the term that matched;
-"problem" is pyspf's message for permerror
-and temperror; "error" says why pyspf crashed (result "crash"). Every DNS query goes to "server".
+"problem" is pyspf's message for permerror and temperror; "error" says why
+pyspf crashed (result "crash"). Every DNS query goes to "server".
 """
 import json
 import sys
