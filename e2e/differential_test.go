@@ -80,13 +80,16 @@ type knownDifference struct {
 			Problem   string   `yaml:"problem"`
 			Mechanism string   `yaml:"mechanism"`
 		} `yaml:"reference"`
-		// Regular expressions on the world's dump and the client.
-		Zone   string `yaml:"zone"`
-		Sender string `yaml:"sender"`
-		HELO   string `yaml:"helo"`
-		IP     string `yaml:"ip"`
+		// Regular expressions on the world's dump, the identity checked
+		// (the sender, postmaster@HELO for a null sender, or the HELO
+		// name) and the client.
+		Zone     string `yaml:"zone"`
+		Identity string `yaml:"identity"`
+		Sender   string `yaml:"sender"`
+		HELO     string `yaml:"helo"`
+		IP       string `yaml:"ip"`
 	} `yaml:"match"`
-	re struct{ problem, mech, refProblem, refMech, zone, sender, helo, ip *regexp.Regexp }
+	re struct{ problem, mech, refProblem, refMech, zone, identity, sender, helo, ip *regexp.Regexp }
 	n  int
 }
 
@@ -132,7 +135,7 @@ func loadKnownDifferences(t *testing.T) []*knownDifference {
 			dst **regexp.Regexp
 		}{{k.Match.Problem, &k.re.problem}, {k.Match.Mechanism, &k.re.mech},
 			{k.Match.Reference.Problem, &k.re.refProblem}, {k.Match.Reference.Mechanism, &k.re.refMech},
-			{k.Match.Zone, &k.re.zone}, {k.Match.Sender, &k.re.sender},
+			{k.Match.Zone, &k.re.zone}, {k.Match.Identity, &k.re.identity}, {k.Match.Sender, &k.re.sender},
 			{k.Match.HELO, &k.re.helo}, {k.Match.IP, &k.re.ip}} {
 			if f.src != "" {
 				re, err := regexp.Compile(f.src)
@@ -169,7 +172,7 @@ func (k *knownDifference) matches(c *diffComparison, ref diffOutcome) bool {
 	return (m.Scope == "" || m.Scope == c.Scope) &&
 		in(m.Spfmilter, c.S.Result) && re(k.re.problem, c.S.Problem) && re(k.re.mech, c.S.Mechanism) &&
 		in(m.Reference.Result, ref.Result) && re(k.re.refProblem, refProblem) && re(k.re.refMech, ref.Mechanism) &&
-		re(k.re.sender, c.Case.Sender) && re(k.re.helo, c.Case.HELO) && re(k.re.ip, c.Case.IP) &&
+		re(k.re.identity, c.identity()) && re(k.re.sender, c.Case.Sender) && re(k.re.helo, c.Case.HELO) && re(k.re.ip, c.Case.IP) &&
 		(k.re.zone == nil || k.re.zone.MatchString(c.World.Dump()))
 }
 
@@ -236,6 +239,17 @@ func (k *knownDifference) transform(s string) string {
 		s = diffTransforms[name](s)
 	}
 	return s
+}
+
+// identity is the identity the comparison checked, as the client gave it.
+func (c *diffComparison) identity() string {
+	switch {
+	case c.Scope == "helo":
+		return c.Case.HELO
+	case c.Case.Sender == "":
+		return "postmaster@" + c.Case.HELO
+	}
+	return c.Case.Sender
 }
 
 func (c *diffComparison) String() string {
