@@ -446,7 +446,7 @@ func (r *diffRun) world(t *testing.T, w *diffWorld, py, pl *driver) error {
 			cmp := &diffComparison{World: w, Case: c, Scope: scope, S: sm}
 			if scope == "helo" {
 				if sh == nil {
-					cmp.S = diffOutcome{Result: "not-checked"}
+					cmp.S = diffOutcome{Result: "not_checked"}
 				} else {
 					cmp.S = *sh
 				}
