@@ -334,7 +334,20 @@ func (g *diffGen) record(owner string, depth int) string {
 	if g.p(0.1) {
 		slices.Reverse(terms[1:])
 	}
-	return strings.Join(terms, " ")
+	if g.p(0.08) {
+		// Mechanism and modifier names are case-insensitive (RFC 7208 §4.6.1,
+		// ABNF strings are, RFC 5234 §2.3).
+		for i := 1; i < len(terms); i++ {
+			if name, rest, ok := cutName(terms[i]); ok && g.p(0.5) {
+				terms[i] = strings.ToUpper(name) + rest
+			}
+		}
+	}
+	sep := " "
+	if g.p(0.05) {
+		sep = "  "
+	}
+	return strings.Join(terms, sep)
 }
 
 func (g *diffGen) term(owner string) string {
@@ -385,6 +398,15 @@ func (g *diffGen) term(owner string) string {
 	}
 }
 
+// cutName splits a term into its qualifier and name, and the rest.
+func cutName(term string) (name, rest string, ok bool) {
+	i := strings.IndexAny(term, ":=/")
+	if i < 0 {
+		i = len(term)
+	}
+	return term[:i], term[i:], i > 0
+}
+
 // syntaxError is a term that makes the record a permerror (or, for some
 // implementations, a debated case).
 func (g *diffGen) syntaxError() string {
@@ -394,6 +416,8 @@ func (g *diffGen) syntaxError() string {
 		"a:foo.example..", "mx:example.123", "=all", "all:foo", "a//129", "a/24/64", "ptr/24",
 		"redirect=red.example redirect=red2.example", "exp=exp.example exp=why.example.com",
 		"include:%{d3}", "a:%{l0}.example", "exists:%{ir}.%{v}._spf.%{d}", "ip4:::1", "ip6:192.0.2.1",
+		"a:%{c}.example", "exists:%{r}.example", "foo=%{x}", "foo=%", "ip4:192.0.2.01", "a:example.com/0",
+		"ip6:::ffff:" + g.clients[0].String(), "ip6:::ffff:0:0/96", "exp=%{d}.exp.example",
 	})
 }
 
