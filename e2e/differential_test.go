@@ -659,3 +659,22 @@ func TestDifferentialServe(t *testing.T) {
 	}
 	time.Sleep(time.Duration(diffEnvInt(t, "SPFMILTER_DIFF_SERVE_MINUTES", 10)) * time.Minute)
 }
+
+// TestDifferentialWorlds checks what the differential test relies on
+// without the reference implementations: the known differences load, and a
+// world depends only on its seed and number.
+func TestDifferentialWorlds(t *testing.T) {
+	if len(loadKnownDifferences(t)) == 0 {
+		t.Error("known-differences.yaml lists nothing")
+	}
+	a, b := newDiffWorld(5, 17), newDiffWorld(5, 17)
+	if a.Dump() != b.Dump() || fmt.Sprint(a.Cases) != fmt.Sprint(b.Cases) {
+		t.Error("the same seed and number gave two different worlds")
+	}
+	if c := newDiffWorld(5, 18); c.Dump() == a.Dump() {
+		t.Error("worlds 17 and 18 are the same")
+	}
+	if len(a.Cases) == 0 || len(a.Zone.TXT) == 0 {
+		t.Errorf("world 17 has %d cases and %d TXT names", len(a.Cases), len(a.Zone.TXT))
+	}
+}
