@@ -20,7 +20,7 @@ out=bench/out
 mkdir -p "$out"
 
 status=0
-SPFMILTER_DIFF_WORLDS="$worlds" SPFMILTER_DIFF_SEED="$seed" SPFMILTER_DIFF_OUT="$out/differential.txt" \
+SPFMILTER_DIFF_WORLDS="$worlds" SPFMILTER_DIFF_SEED="$seed" SPFMILTER_DIFF_OUT="$PWD/$out/differential.txt" \
 	go test -count=1 -run '^TestDifferential$' -v -timeout 90m ./e2e/ >"$out/differential.log" 2>&1 || status=$?
 grep -E 'differential: |^(--- |ok|FAIL)' "$out/differential.log" | sed -E 's/^ +differential_test.go:[0-9]+: //'
 if [ "$status" -ne 0 ]; then
