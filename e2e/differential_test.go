@@ -49,6 +49,7 @@ type diffOutcome struct {
 	Error       string   `json:"error,omitempty"`
 	Problem     string   `json:"problem"` // why permerror or temperror
 	Voids       int      `json:"-"`       // spfmilter's void lookups
+	Terms       int      `json:"-"`       // spfmilter's DNS-querying terms
 	Trace       []string `json:"-"`       // spfmilter's trace
 }
 
@@ -73,6 +74,9 @@ type knownDifference struct {
 		Spfmilter []string `yaml:"spfmilter"`
 		Problem   string   `yaml:"problem"`
 		Mechanism string   `yaml:"mechanism"`
+		// DNSLookups, when set, is the number of DNS-querying terms
+		// spfmilter counted.
+		DNSLookups *int `yaml:"dns_lookups"`
 		// The same for the reference being explained; its problem is
 		// its reason for a permerror or temperror, or why it crashed.
 		Reference struct {
@@ -171,6 +175,7 @@ func (k *knownDifference) matches(c *diffComparison, ref diffOutcome) bool {
 	}
 	return (m.Scope == "" || m.Scope == c.Scope) &&
 		in(m.Spfmilter, c.S.Result) && re(k.re.problem, c.S.Problem) && re(k.re.mech, c.S.Mechanism) &&
+		(m.DNSLookups == nil || *m.DNSLookups == c.S.Terms) &&
 		in(m.Reference.Result, ref.Result) && re(k.re.refProblem, refProblem) && re(k.re.refMech, ref.Mechanism) &&
 		re(k.re.identity, c.identity()) && re(k.re.sender, c.Case.Sender) && re(k.re.helo, c.Case.HELO) && re(k.re.ip, c.Case.IP) &&
 		(k.re.zone == nil || k.re.zone.MatchString(c.World.Dump()))
@@ -386,6 +391,7 @@ func spfmilterCheck(bin, addr string, c diffCase) (mfrom diffOutcome, helo *diff
 		Mechanism   string   `json:"mechanism"`
 		Explanation string   `json:"explanation"`
 		Problem     string   `json:"problem"`
+		DNSLookups  int      `json:"dns_lookups"`
 		VoidLookups int      `json:"void_lookups"`
 		Trace       []string `json:"trace"`
 	}
@@ -397,7 +403,7 @@ func spfmilterCheck(bin, addr string, c diffCase) (mfrom diffOutcome, helo *diff
 		return mfrom, nil, fmt.Errorf("spfmilter check: bad output %q (%v)", out, err)
 	}
 	conv := func(o *one) diffOutcome {
-		d := diffOutcome{Result: o.Result, Problem: o.Problem, Mechanism: o.Mechanism, Voids: o.VoidLookups, Trace: o.Trace}
+		d := diffOutcome{Result: o.Result, Problem: o.Problem, Mechanism: o.Mechanism, Voids: o.VoidLookups, Terms: o.DNSLookups, Trace: o.Trace}
 		// The default explanation names the domain and the address; an
 		// exp= text is anything else.
 		if o.Result == "fail" && !strings.HasSuffix(o.Explanation, " as permitted sender") {
