@@ -638,7 +638,7 @@ func TestDifferential(t *testing.T) {
 	t.Logf("differential: exp= explanations where all three fail: spfmilter vs pyspf %s, spfmilter vs Mail::SPF %s, pyspf vs Mail::SPF %s",
 		erate(exp.sp), erate(exp.sm), erate(exp.pm))
 	for _, k := range kds {
-		t.Logf("differential: known difference %-28s %d", k.ID, k.n)
+		t.Logf("differential: known difference %-32s %d", k.ID, k.n)
 	}
 	for _, k := range slices.Sorted(mapsKeys(kinds)) {
 		t.Logf("differential: unexplained %-60s %d", k, kinds[k])
