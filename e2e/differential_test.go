@@ -429,7 +429,7 @@ type diffRun struct {
 	cases      int
 }
 
-func (r *diffRun) world(t *testing.T, w *diffWorld, py, pl *driver) error {
+func (r *diffRun) world(w *diffWorld, py, pl *driver) error {
 	srv, err := spftest.StartServer(w.Zone)
 	if err != nil {
 		return err
@@ -528,7 +528,7 @@ func TestDifferential(t *testing.T) {
 		pl := startDriver(t, "Mail::SPF", perl, diffDir+"/mailspf-driver.pl")
 		wg.Go(func() {
 			for i := range indexes {
-				if err := run.world(t, newDiffWorld(seed, i), py, pl); err != nil {
+				if err := run.world(newDiffWorld(seed, i), py, pl); err != nil {
 					errs <- err
 					for range indexes {
 					}
