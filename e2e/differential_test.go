@@ -229,7 +229,10 @@ func explainDifference(kds []*knownDifference, c *diffComparison, what string) b
 	return true
 }
 
-var postmasterAt = regexp.MustCompile(`(?i)postmaster(@|%40)`)
+var (
+	postmasterAt = regexp.MustCompile(`(?i)postmaster(@|%40)`)
+	rootDot      = regexp.MustCompile(`([a-zA-Z0-9])\.(\s|$)`)
+)
 
 // The transforms an explanation entry may apply to both texts.
 var diffTransforms = map[string]func(string) string{
@@ -237,6 +240,8 @@ var diffTransforms = map[string]func(string) string{
 	"fold-case": strings.ToLower,
 	// %{s} of a HELO check or a null sender is the bare domain.
 	"drop-postmaster": func(s string) string { return postmasterAt.ReplaceAllLiteralString(s, "") },
+	// A name's trailing (root) dot is left out.
+	"drop-root-dot": func(s string) string { return rootDot.ReplaceAllString(s, "$1") },
 }
 
 func (k *knownDifference) transform(s string) string {
