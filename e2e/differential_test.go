@@ -241,7 +241,7 @@ var diffTransforms = map[string]func(string) string{
 	// %{s} of a HELO check or a null sender is the bare domain.
 	"drop-postmaster": func(s string) string { return postmasterAt.ReplaceAllLiteralString(s, "") },
 	// A name's trailing (root) dot is left out.
-	"drop-root-dot": func(s string) string { return rootDot.ReplaceAllString(s, "$1") },
+	"drop-root-dot": func(s string) string { return rootDot.ReplaceAllString(s, "${1}${2}") },
 }
 
 func (k *knownDifference) transform(s string) string {
