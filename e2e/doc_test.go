@@ -7,4 +7,9 @@
 // 53) and a fully qualified host name, so that no query leaves loopback. The
 // tests need root for that; without the MTAs (or without root) they skip, and
 // with CI=true they fail instead.
+//
+// TestDifferential (differential_test.go) runs `spfmilter check` beside the
+// reference SPF implementations, pyspf and Mail::SPF, on random SPF worlds
+// (diffworld_test.go) served on loopback, and fails on any difference not
+// listed in testdata/differential/known-differences.yaml.
 package e2e

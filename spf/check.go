@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -133,6 +134,11 @@ func (c *Checker) run(ctx context.Context, o Outcome, a Args, local string, star
 	ctx, cancel := context.WithDeadline(ctx, start.Add(timeout))
 	defer cancel()
 	ctx, budget := WithQueryBudget(ctx, MaxQueries)
+	// %{h} is the HELO domain (RFC 7208 §7.2); a trailing dot is the root,
+	// not part of the name, and left in it would put an empty label in the
+	// middle of every name built from %{h} (§4.3 calls a zero-length label
+	// "not at the end" malformed).
+	helo := strings.TrimSuffix(a.HELO, ".")
 	e := evaluator{
 		ctx:      ctx,
 		budget:   budget,
@@ -142,7 +148,7 @@ func (c *Checker) run(ctx context.Context, o Outcome, a Args, local string, star
 		sender:   o.Sender,
 		local:    local,
 		sdomain:  o.Domain,
-		helo:     a.HELO,
+		helo:     helo,
 		receiver: c.Receiver,
 		now:      start,
 		tracing:  a.Trace,

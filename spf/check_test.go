@@ -483,6 +483,24 @@ func TestIdentities(t *testing.T) {
 	}
 }
 
+// %{h} of a HELO written with the root's trailing dot expands without it,
+// for the MAIL FROM and the HELO identity alike: "mx.example.org." names
+// mx.example.org, and the dot in the middle of a name would be an empty
+// label that no query can carry.
+func TestHELOMacroTrailingDot(t *testing.T) {
+	w := &spftest.Resolver{
+		TXT: map[string][]string{
+			"example.com":    {"v=spf1 exists:%{h}.ok.example.com -all"},
+			"mx.example.org": {"v=spf1 exists:%{h}.ok.example.com -all"},
+		},
+		A: map[string][]netip.Addr{"mx.example.org.ok.example.com": addrs("127.0.0.2")},
+	}
+	c := &spf.Checker{Resolver: w}
+	a := spf.Args{IP: ip4, Sender: "user@example.com", HELO: "mx.example.org.", Trace: true}
+	expect(t, c.CheckMailFrom(context.Background(), a), spf.Pass, "exists:%{h}.ok.example.com")
+	expect(t, c.CheckHELO(context.Background(), a), spf.Pass, "exists:%{h}.ok.example.com")
+}
+
 func TestOutcomeFields(t *testing.T) {
 	w := &spftest.Resolver{TXT: map[string][]string{
 		"example.com":     {"v=spf1 a:nx.example.com include:inc.example.com -all exp=why.example.com"},
