@@ -171,7 +171,7 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 // reached a spared one.
 func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
 	msg := s.msg
-	if msg != nil && (msg.relay != nil || msg.dec.Rescuable) && msg.cfg.NeverReject(envelopeAddress(rcpt)) {
+	if msg != nil && (msg.relay != nil || msg.dec.Rescuable) && msg.cfg.NeverReject(EnvelopeAddress(rcpt)) {
 		// Decided at end of message (a relayed message, or one waiting
 		// for its DKIM signatures), where a refusal cannot spare anyone:
 		// a spared recipient turns it into a mark.
@@ -180,9 +180,9 @@ func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, 
 	if msg == nil || !msg.atRcpt {
 		return gomilter.RespContinue, nil
 	}
-	if msg.cfg.NeverReject(envelopeAddress(rcpt)) {
+	if msg.cfg.NeverReject(EnvelopeAddress(rcpt)) {
 		msg.spared++
-		s.log().Debug("recipient spared the refusal", "queue_id", msg.queueID, "rcpt", envelopeAddress(rcpt))
+		s.log().Debug("recipient spared the refusal", "queue_id", msg.queueID, "rcpt", EnvelopeAddress(rcpt))
 		return gomilter.RespContinue, nil
 	}
 	if msg.refused++; msg.refused == 1 {
