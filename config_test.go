@@ -230,8 +230,21 @@ func TestFlagsOverrideFile(t *testing.T) {
 	}
 }
 
+// TestEmptyFile: a file that sets nothing is refused, at start as on a
+// reload (see errNoSettings); an explicit empty mapping means the defaults.
 func TestEmptyFile(t *testing.T) {
-	for _, content := range []string{"", "# nothing\n", "---\n"} {
+	for _, content := range []string{"", "\n  \n", "# nothing\n", "---\n", "--- # settings follow\n", "~\n", "null\n"} {
+		p := writeFile(t, content)
+		_, err := loadArgs(t, "--config", p)
+		if err == nil {
+			t.Errorf("%q: accepted", content)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, p) || !strings.Contains(msg, "no settings") || strings.Contains(msg, "\n") {
+			t.Errorf("%q: error %q, want one line naming the file and saying it has no settings", content, msg)
+		}
+	}
+	for _, content := range []string{"{}\n", "# all defaults\n{}\n", "--- {}\n"} {
 		c, err := loadArgs(t, "--config", writeFile(t, content))
 		if err != nil {
 			t.Errorf("%q: %v", content, err)

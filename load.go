@@ -120,7 +120,7 @@ func applyYAML(c *Config, name string, data []byte) error {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil // an empty file sets nothing
+			return errNoSettings(name)
 		}
 		return fmt.Errorf("config file %s: %v", name, oneLine(err))
 	}
@@ -133,7 +133,7 @@ func applyYAML(c *Config, name string, data []byte) error {
 		root = root.Content[0]
 	}
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		return nil
+		return errNoSettings(name)
 	}
 	if root.Kind != yaml.MappingNode {
 		return fmt.Errorf("config file %s: want a mapping of settings (key: value)", name)
@@ -175,6 +175,17 @@ func applyMapping(c *Config, name string, m *yaml.Node, prefix string, seen map[
 		}
 	}
 	return nil
+}
+
+// errNoSettings refuses a config file that says nothing: empty, blank, only
+// comments or a null document. Such a file is far more often one cut short
+// by a non-atomic write, or emptied by mistake, than a wish for the defaults,
+// and the defaults reject nothing and ask the resolvers of /etc/resolv.conf:
+// loading it would weaken the policy without a word. It is refused at start
+// as on SIGHUP, so that --config.check and a reload always agree. A file
+// that wants every default says so with an empty mapping, {}.
+func errNoSettings(name string) error {
+	return fmt.Errorf("config file %s: no settings (the file is empty or only comments); write {} to run on the defaults", name)
 }
 
 // nodeValues turns a value node into the strings a setting parses: a

@@ -51,7 +51,7 @@ func TestPrometheus(t *testing.T) {
 	milterAddr := fmt.Sprintf("127.0.0.1:%d", promFreePort(t))
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", promFreePort(t))
 	conf := filepath.Join(dir, "spfmilter.yml")
-	promWrite(t, conf, "# defaults\n")
+	promWrite(t, conf, "# every default\n{}\n")
 	daemon := promStart(t, bin, "spfmilter",
 		"--config", conf,
 		"--listen", "inet:"+milterAddr,
@@ -148,7 +148,7 @@ scrape_configs:
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
-	promReload("# still the defaults\n", "success")
+	promReload("# still every default\n{}\n", "success")
 	if got := q(`spfmilter_config_last_reload_successful`); len(got) != 1 || got[0].Value != 1 {
 		t.Errorf("after a good reload, last_reload_successful = %v, want 1", got)
 	}
