@@ -454,7 +454,7 @@ func TestCheckBadArguments(t *testing.T) {
 		{[]string{"--ip", "192.0.2.1", "--helo", "a\r\nb"}, `spfmilter: flag --helo: bad value "a\r\nb"`},
 		{[]string{"--ip", "192.0.2.1", "--sender", "a\x00b@example.org"}, `spfmilter: flag --sender: bad value "a\x00b@example.org"`},
 		{[]string{"--ip", "192.0.2.1", "--resolver", "dns.example"}, `spfmilter: flag --resolver: bad resolver "dns.example"`},
-		{[]string{"--ip", "192.0.2.1", "--bogus"}, "spfmilter: flag provided but not defined: -bogus"},
+		{[]string{"--ip", "192.0.2.1", "--bogus"}, "spfmilter: unknown flag --bogus"},
 		{[]string{"--ip", "192.0.2.1", "extra"}, `spfmilter: unexpected argument "extra"`},
 	} {
 		var stdout, stderr bytes.Buffer

@@ -103,7 +103,7 @@ var rejectable = []spf.Result{spf.Fail, spf.Softfail, spf.Neutral, spf.None, spf
 var settings = []*setting{
 	{
 		key: "listen", def: "inet:127.0.0.1:8895", arg: "ADDR",
-		usage: "Milter socket: `inet:HOST:PORT` or `unix:PATH` (a stale socket file is removed at start).",
+		usage: "Milter socket: `inet:HOST:PORT` or `unix:PATH` (a stale socket file is removed at start); Sendmail's `inet:PORT@HOST`, `inet6:PORT@HOST` and `local:PATH` are taken too.",
 		set: one(func(c *Config, v string) (err error) {
 			c.Listen, err = parseListen(v)
 			return err
@@ -388,10 +388,11 @@ var settings = []*setting{
 		key: "log_format", def: "text", arg: "FORMAT",
 		usage: "`text` or `json`.",
 		set: one(func(c *Config, v string) error {
-			if v != "text" && v != "json" {
+			f := strings.ToLower(v)
+			if f != "text" && f != "json" {
 				return fmt.Errorf("unknown format %q (want text or json)", v)
 			}
-			c.LogFormat = v
+			c.LogFormat = f
 			return nil
 		}),
 	},
@@ -399,9 +400,9 @@ var settings = []*setting{
 		key: "log_level", def: "info", arg: "LEVEL",
 		usage: "`debug`, `info`, `warn` or `error`.", reload: true,
 		set: one(func(c *Config, v string) error {
-			switch v {
+			switch l := strings.ToLower(v); l {
 			case "debug", "info", "warn", "error":
-				return c.LogLevel.UnmarshalText([]byte(v))
+				return c.LogLevel.UnmarshalText([]byte(l))
 			}
 			return fmt.Errorf("unknown level %q (want debug, info, warn or error)", v)
 		}),
@@ -512,7 +513,7 @@ func one(f func(c *Config, v string) error) func(*Config, []string) error {
 
 func boolean(field func(*Config) *bool) func(*Config, []string) error {
 	return one(func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
+		b, err := strconv.ParseBool(strings.ToLower(v))
 		if err != nil {
 			return fmt.Errorf("bad boolean %q (want true or false)", v)
 		}
@@ -591,34 +592,72 @@ func parseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
+// parseListen takes the milter socket in Postfix's syntax, inet:HOST:PORT or
+// unix:PATH, or in Sendmail's (libmilter's), inet:PORT@HOST, inet6:PORT@HOST,
+// local:PATH or unix:PATH, which administrators copy from sendmail.mc. The
+// scheme is case-insensitive. An empty HOST in inet::PORT means every
+// address; Sendmail's form must name its host.
 func parseListen(v string) (listenAddr, error) {
-	scheme, rest, ok := strings.Cut(v, ":")
-	switch {
-	case ok && scheme == "unix":
+	scheme, rest, _ := strings.Cut(v, ":")
+	switch strings.ToLower(scheme) {
+	case "unix", "local":
 		if rest == "" {
 			return listenAddr{}, fmt.Errorf("empty socket path in %q (want unix:PATH)", v)
 		}
 		return listenAddr{Network: "unix", Address: rest}, nil
-	case ok && scheme == "inet":
-		if err := checkHostPort(rest); err != nil {
-			return listenAddr{}, fmt.Errorf("bad address %q: %v (want inet:HOST:PORT)", v, err)
+	case "inet", "inet6":
+		addr, problem := inetAddr(strings.ToLower(scheme), rest)
+		if problem != "" {
+			return listenAddr{}, fmt.Errorf("bad address %q (%s)", v, problem)
 		}
-		return listenAddr{Network: "tcp", Address: rest}, nil
+		return listenAddr{Network: "tcp", Address: addr}, nil
 	}
 	return listenAddr{}, fmt.Errorf("unsupported scheme %q (want inet:HOST:PORT or unix:PATH)", v)
+}
+
+// inetAddr turns what follows inet: or inet6: into HOST:PORT, or says what
+// is wrong with it.
+func inetAddr(scheme, rest string) (addr, problem string) {
+	port, host, sendmail := strings.Cut(rest, "@")
+	switch {
+	case sendmail && host == "":
+		return "", "want " + scheme + ":PORT@HOST, e.g. inet:8895@127.0.0.1"
+	case sendmail:
+		// Sendmail writes an IPv6 host bare: inet6:8895@::1.
+		addr = net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port)
+	case scheme == "inet6":
+		return "", "want inet6:PORT@HOST, e.g. inet6:8895@::1"
+	default:
+		addr = rest
+	}
+	if p := hostPortProblem(addr); p != "" {
+		if !sendmail {
+			p = "want inet:HOST:PORT, e.g. inet:127.0.0.1:8895, or inet::PORT for every address"
+		}
+		return "", p
+	}
+	return addr, ""
 }
 
 // checkHostPort accepts HOST:PORT with a numeric port; HOST may be empty (all
 // addresses) and IPv6 addresses are bracketed.
 func checkHostPort(v string) error {
-	_, port, err := net.SplitHostPort(v)
-	if err != nil {
-		return fmt.Errorf("bad address %q (want HOST:PORT)", v)
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || n > 65535 {
-		return fmt.Errorf("bad port in %q", v)
+	if p := hostPortProblem(v); p != "" {
+		return fmt.Errorf("bad address %q (%s)", v, p)
 	}
 	return nil
+}
+
+// hostPortProblem says what is wrong with a HOST:PORT, or returns "".
+func hostPortProblem(v string) string {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "want HOST:PORT"
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || n > 65535 {
+		return "bad port " + strconv.Quote(port)
+	}
+	return ""
 }
 
 // parseResolver takes IP or IP:PORT ([IPv6]:PORT) and returns IP:PORT. A

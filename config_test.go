@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -389,10 +390,68 @@ func TestListen(t *testing.T) {
 			t.Errorf("String() = %q, want %q", got.String(), in)
 		}
 	}
-	for _, in := range []string{"", "8895", "inet:", "inet:127.0.0.1", "inet:127.0.0.1:99999", "unix:", "local:/x", "inet6:[::1]:1"} {
-		if _, err := parseListen(in); err == nil {
-			t.Errorf("parseListen(%q) accepted", in)
+	// Sendmail's forms (INPUT_MAIL_FILTER's S=), and any case of the
+	// scheme, come out as the canonical form.
+	for in, want := range map[string]string{
+		"inet:8895@127.0.0.1":      "inet:127.0.0.1:8895",
+		"inet6:8895@::1":           "inet:[::1]:8895",
+		"inet6:8895@[::1]":         "inet:[::1]:8895",
+		"inet:8895@localhost":      "inet:localhost:8895",
+		"local:/run/x.sock":        "unix:/run/x.sock",
+		"INET:127.0.0.1:8895":      "inet:127.0.0.1:8895",
+		"Unix:/run/x.sock":         "unix:/run/x.sock",
+		"Inet6:10025@2001:db8::25": "inet:[2001:db8::25]:10025",
+	} {
+		got, err := parseListen(in)
+		if err != nil || got.String() != want {
+			t.Errorf("parseListen(%q) = %v, %v; want %s", in, got, err, want)
 		}
+	}
+	for in, hint := range map[string]string{
+		"":                     "want inet:HOST:PORT or unix:PATH",
+		"8895":                 "want inet:HOST:PORT or unix:PATH",
+		"tcp:127.0.0.1:8895":   "want inet:HOST:PORT or unix:PATH",
+		"inet:":                "inet:127.0.0.1:8895",
+		"inet:127.0.0.1":       "inet:127.0.0.1:8895",
+		"inet:8895":            "inet::PORT for every address",
+		"inet:127.0.0.1:99999": "inet:127.0.0.1:8895",
+		"inet:8895@":           "inet:8895@127.0.0.1",
+		"inet:99999@127.0.0.1": `bad port "99999"`,
+		"inet6:[::1]:1":        "inet6:8895@::1",
+		"unix:":                "unix:PATH",
+		"local:":               "unix:PATH",
+	} {
+		_, err := parseListen(in)
+		if err == nil {
+			t.Errorf("parseListen(%q) accepted", in)
+			continue
+		}
+		// One message: the value once, one hint.
+		msg := err.Error()
+		if !strings.Contains(msg, hint) || strings.Count(msg, "(") != 1 || strings.Count(msg, strconv.Quote(in)) != 1 {
+			t.Errorf("parseListen(%q): %q, want one message with the value once and %q", in, msg, hint)
+		}
+	}
+}
+
+// TestEnumerationsIgnoreCase: every value taken from a fixed set is
+// case-insensitive, in the file as on the command line.
+func TestEnumerationsIgnoreCase(t *testing.T) {
+	c, err := loadArgs(t, "--reject", "FAIL,SoftFail", "--log-level", "INFO", "--log-format", "JSON",
+		"--dry-run=TRUE", "--hide-receiver=True", "--listen", "INET:127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Reject, []spf.Result{spf.Fail, spf.Softfail}) || c.LogLevel != slog.LevelInfo || c.LogFormat != "json" ||
+		!c.DryRun || !c.HideReceiver || c.Listen.String() != "inet:127.0.0.1:1" {
+		t.Errorf("got reject %v level %v format %q dry %v hide %v listen %v", c.Reject, c.LogLevel, c.LogFormat, c.DryRun, c.HideReceiver, c.Listen)
+	}
+	c, err = loadArgs(t, "--config", writeFile(t, "log_level: Warn\nlog_format: Text\nreject_helo: [PermError]\nskip_authenticated: FALSE\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogLevel != slog.LevelWarn || c.LogFormat != "text" || !slices.Equal(c.RejectHELO, []spf.Result{spf.Permerror}) || c.SkipAuthenticated {
+		t.Errorf("got level %v format %q reject_helo %v skip %v", c.LogLevel, c.LogFormat, c.RejectHELO, c.SkipAuthenticated)
 	}
 }
 
@@ -651,7 +710,7 @@ func TestConfigCheck(t *testing.T) {
 		{[]string{"serve", "--config", good, "--config.check"}, 0, ""},
 		{[]string{"--config", bad, "--config.check"}, 2, `spfmilter: config key "reject" (` + bad + `:1): unknown result "pass"`},
 		{[]string{"--config", good, "--config.check", "--listen", "tcp:x"}, 2, `spfmilter: flag --listen: unsupported scheme "tcp:x" (want inet:HOST:PORT or unix:PATH)`},
-		{[]string{"--no-such-flag"}, 2, "spfmilter: flag provided but not defined: -no-such-flag"},
+		{[]string{"--no-such-flag"}, 2, "spfmilter: unknown flag --no-such-flag (see --help)"},
 		{[]string{"--config.check", "extra"}, 2, `spfmilter: unexpected argument "extra"`},
 	} {
 		var stdout, stderr bytes.Buffer

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -19,28 +18,20 @@ const defaultHealthURL = "http://127.0.0.1:9466/-/healthy"
 // /-/healthy and exits 0 when the answer is 200, else 1. It exists for
 // container HEALTHCHECKs, since the runtime image has no shell nor curl. Every
 // failure, bad arguments included, exits 1: Docker reserves status 2.
-func runHealthcheck(args []string) int {
-	return healthcheck(args, os.Stderr)
-}
-
-func healthcheck(args []string, stderr io.Writer) int {
+func runHealthcheck(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fset.SetOutput(stderr)
 	url := fset.String("url", defaultHealthURL, "the `URL` to ask")
 	timeout := fset.Duration("timeout", 5*time.Second, "give up after this `DURATION`")
-	fset.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: spfmilter healthcheck [--url URL] [--timeout DURATION]")
-		fmt.Fprintln(stderr, "\nExits 0 when URL answers 200, else 1.\n\nFlags:")
-		fset.PrintDefaults()
-	}
-	if err := fset.Parse(args); err != nil {
+	if err := parseFlags(fset, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printFlags(stdout, fset, "Usage: spfmilter healthcheck [--url URL] [--timeout DURATION]\n\nExits 0 when URL answers 200, else 1.\n\nFlags:")
 			return 0
 		}
+		fmt.Fprintf(stderr, "spfmilter healthcheck: %v\n", err)
 		return 1
 	}
 	if fset.NArg() > 0 {
-		fmt.Fprintf(stderr, "spfmilter healthcheck: unexpected argument %q\n", fset.Arg(0))
+		fmt.Fprintf(stderr, "spfmilter healthcheck: unexpected argument %q (see --help)\n", fset.Arg(0))
 		return 1
 	}
 	if err := probe(*url, *timeout); err != nil {

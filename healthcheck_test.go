@@ -41,16 +41,16 @@ func TestHealthcheck(t *testing.T) {
 		{"nothing listening", http.StatusOK, []string{"--url", closed}, 1, "refused"},
 		{"bad flag", http.StatusOK, []string{"--bogus"}, 1, "bogus"},
 		{"extra argument", http.StatusOK, []string{"--url", srv.URL + "/-/healthy", "extra"}, 1, "extra"},
-		{"help", http.StatusOK, []string{"--help"}, 0, "Usage"},
+		{"bad duration", http.StatusOK, []string{"--timeout", "soon"}, 1, `flag --timeout: bad value "soon"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status.Store(int32(tc.status))
-			var stderr strings.Builder
-			if got := healthcheck(tc.args, &stderr); got != tc.want {
+			var stdout, stderr strings.Builder
+			if got := runHealthcheck(tc.args, &stdout, &stderr); got != tc.want {
 				t.Errorf("healthcheck(%q) = %d, want %d; stderr %q", tc.args, got, tc.want, stderr.String())
 			}
-			if !strings.Contains(stderr.String(), tc.stderr) {
-				t.Errorf("stderr %q lacks %q", stderr.String(), tc.stderr)
+			if !strings.Contains(stderr.String(), tc.stderr) || stdout.Len() != 0 {
+				t.Errorf("stderr %q lacks %q, or stdout %q is not empty", stderr.String(), tc.stderr, stdout.String())
 			}
 		})
 	}
@@ -60,9 +60,6 @@ func TestHealthcheck(t *testing.T) {
 func TestRunHealthcheck(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
-	if got := runHealthcheck([]string{"--url", srv.URL + "/-/healthy"}); got != 0 {
-		t.Errorf("runHealthcheck against a healthy server = %d, want 0", got)
-	}
 	// The subcommand as the container's HEALTHCHECK calls it.
 	var out, errOut strings.Builder
 	if got := run([]string{"healthcheck", "--url", srv.URL + "/-/healthy"}, &out, &errOut); got != 0 {

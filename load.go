@@ -80,7 +80,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	fs.Usage = func() {}
 	err := fs.Parse(args)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		return fmt.Errorf("%v (see --help)", err)
+		return fmt.Errorf("%v (see --help)", flagError(err))
 	}
 	return err
 }

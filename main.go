@@ -4,7 +4,11 @@
 //
 //	spfmilter [serve] [flags]   run the milter (the default)
 //	spfmilter check [flags]     evaluate one client once and print the verdicts
+//	spfmilter healthcheck       ask a running daemon whether it is healthy
 //	spfmilter version           print the version
+//
+// Flags are written with two dashes everywhere (one is accepted); --help
+// prints a command's flags on standard output and exits 0.
 //
 // Every setting is a YAML key of the --config file and a flag of the same
 // name; flags override the file. README.md has the reference.
@@ -12,12 +16,15 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Exit statuses.
@@ -39,18 +46,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "serve", "check", "version", "help", "healthcheck":
 			cmd, args = args[0], args[1:]
 		case "-h", "-help", "--help":
-			cmd = "help"
+			cmd, args = "help", nil
 		}
 	}
 	switch cmd {
 	case "check":
 		return runCheck(args, stdout, stderr)
 	case "healthcheck":
-		return runHealthcheck(args)
+		return runHealthcheck(args, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "spfmilter", versionString())
-		return exitOK
+		return runVersion(args, stdout, stderr)
 	case "help":
+		// "help COMMAND" is "COMMAND --help".
+		if len(args) > 0 {
+			switch args[0] {
+			case "serve", "check", "version", "healthcheck":
+				return run([]string{args[0], "--help"}, stdout, stderr)
+			}
+		}
 		printUsage(stdout)
 		return exitOK
 	}
@@ -72,8 +85,26 @@ func printUsage(w io.Writer) {
                               exit 0 when the daemon's /-/healthy answers 200
   spfmilter version           print the version
 
-Run "spfmilter serve --help" or "spfmilter check --help" for the flags.
+Run "spfmilter COMMAND --help" (or "spfmilter help COMMAND") for a command's
+flags. Flags take two dashes: --config FILE, --listen=ADDR.
 `)
+}
+
+// runVersion is the version command.
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("version", flag.ContinueOnError)
+	if err := parseFlags(fset, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printFlags(stdout, fset, "Usage: spfmilter version\n\nPrints the version, the VCS revision it was built from and the Go version.")
+			return exitOK
+		}
+		return fail(stderr, err)
+	}
+	if fset.NArg() > 0 {
+		return fail(stderr, fmt.Errorf("unexpected argument %q (see --help)", fset.Arg(0)))
+	}
+	fmt.Fprintln(stdout, "spfmilter", versionString())
+	return exitOK
 }
 
 // printFlags writes head and fs's flags, for --help.
@@ -82,7 +113,9 @@ func printFlags(w io.Writer, fs *flag.FlagSet, head string) {
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, usage := flag.UnquoteUsage(f)
 		if sf, ok := f.Value.(*settingFlag); ok {
-			arg = sf.s.arg
+			arg = sf.s.arg // its usage carries the setting's default
+		} else if f.DefValue != "" && f.DefValue != "false" {
+			usage += " (default " + f.DefValue + ")"
 		}
 		if arg != "" {
 			arg = " " + arg
@@ -91,16 +124,48 @@ func printFlags(w io.Writer, fs *flag.FlagSet, head string) {
 	})
 }
 
+// flagErrors rewrite the flag package's parse errors (flag.go, parseOne),
+// which name a flag with one dash, "-bogus", into the two-dash style of
+// every document and of our own messages. TestFlagErrors pins each form.
+var flagErrors = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	{regexp.MustCompile(`^flag provided but not defined: -(.+)$`), "unknown flag --$1"},
+	{regexp.MustCompile(`^flag needs an argument: -(.+)$`), "flag --$1: missing value"},
+	{regexp.MustCompile(`^invalid boolean value (".*") for -([^:]+): .*$`), "flag --$2: bad boolean $1 (want true or false)"},
+	{regexp.MustCompile(`^invalid value (".*") for flag -([^:]+): (.*)$`), "flag --$2: bad value $1: $3"},
+}
+
+// flagError rewrites err, an error of FlagSet.Parse.
+func flagError(err error) error {
+	msg := err.Error()
+	for _, f := range flagErrors {
+		if f.re.MatchString(msg) {
+			return errors.New(f.re.ReplaceAllString(msg, f.repl))
+		}
+	}
+	return err
+}
+
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
 // the module version from the build info is used.
 var version = ""
 
 func versionString() string {
 	v, rev := buildVersion()
-	if rev != "" {
+	return formatVersion(v, rev, runtime.Version())
+}
+
+// formatVersion is "VERSION (REVISION) GOVERSION". A pseudo-version, which
+// the go command stamps on builds from a checkout
+// (v0.0.0-20261201150537-983ee5690b98), already ends in the revision's
+// first 12 digits: it is not repeated.
+func formatVersion(v, rev, goVersion string) string {
+	if rev != "" && !strings.Contains(v, rev) {
 		v += " (" + rev + ")"
 	}
-	return v + " " + runtime.Version()
+	return v + " " + goVersion
 }
 
 // buildVersion returns the version and the VCS revision, as far as known.
