@@ -86,3 +86,13 @@ func (d *dnsClient) reconfigure(c *Config, m *metrics.Metrics) (*dnsClient, erro
 	}
 	return newDNSClient(c, m)
 }
+
+// asked are the servers the resolver asks, in order: the resolver setting,
+// else the nameservers of /etc/resolv.conf.
+func (d *dnsClient) asked() []string {
+	var out []string
+	for _, h := range d.resolver.Health() {
+		out = append(out, h.Addr)
+	}
+	return out
+}

@@ -120,6 +120,7 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.dns = dc
+	d.log.Info("configuration", configAttrs(d.cl.configFile, c, dc.asked())...)
 	ln, err := listen(c.Listen, c.ListenMode)
 	if err != nil {
 		return err
@@ -145,8 +146,7 @@ func (d *daemon) start() error {
 	go func() { d.serveDone <- d.srv.Serve(ln) }()
 	d.metrics.ConfigLoaded()
 	d.ready.Store(true)
-	d.log.Info("milter listening", "addr", c.Listen.String(), "local", ln.Addr().String(), "version", versionString(),
-		"reject", c.Reject, "reject_helo", c.RejectHELO, "defer_temperror", c.DeferTemperror, "dry_run", c.DryRun)
+	d.log.Info("milter listening", "addr", c.Listen.String(), "local", ln.Addr().String(), "version", versionString())
 	return nil
 }
 
@@ -244,34 +244,11 @@ func (d *daemon) reload() error {
 	}
 	d.srv.SetConfig(milterConfig(c, dc.resolver, dc.records))
 	d.level.Set(c.LogLevel)
+	changes := changedSettings(d.cfg, c)
 	d.cfg, d.dns = c, dc
 	d.metrics.ObserveReload(true)
-	d.log.Info("config reloaded")
+	d.log.Info("config reloaded", changeAttrs(d.cl.configFile, changes)...)
 	return nil
-}
-
-// restartNeeded lists the keys that differ between old and c but are fixed
-// for the life of the process.
-func restartNeeded(old, c *Config) []string {
-	var keys []string
-	for _, k := range []struct {
-		key     string
-		changed bool
-	}{
-		{"listen", old.Listen != c.Listen},
-		{"listen_mode", old.ListenMode != c.ListenMode},
-		{"http_listen", old.HTTPListen != c.HTTPListen},
-		{"idle_timeout", old.IdleTimeout != c.IdleTimeout},
-		{"packet_timeout", old.PacketTimeout != c.PacketTimeout},
-		{"session_timeout", old.SessionTimeout != c.SessionTimeout},
-		{"max_connections", old.MaxConnections != c.MaxConnections},
-		{"log_format", old.LogFormat != c.LogFormat},
-	} {
-		if k.changed {
-			keys = append(keys, k.key)
-		}
-	}
-	return keys
 }
 
 // shutdown stops accepting and lets in-flight sessions finish within

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/spfmilter/spfmilter/spf/resolver"
+)
+
+// The effective settings, for the log: every setting's value in flag syntax,
+// at start, and the ones a reload changed. No setting holds a secret today;
+// one that does must be masked in settingValue.
+
+// settingValue is one setting's value in c, in flag syntax ("" when empty).
+func settingValue(c *Config, s *setting) string {
+	i, ok := settingFields()[s.key]
+	if !ok {
+		panic("no Config field for setting " + s.key) // a broken table, caught by the tests
+	}
+	return formatValue(reflect.ValueOf(c).Elem().Field(i))
+}
+
+// settingFields maps each setting's key to the index of the Config field it
+// fills: the field whose name is the key without underscores, ignoring case
+// (listen_mode is ListenMode, http_listen HTTPListen), or its plural
+// (resolver is Resolvers). TestEverySettingHasAField checks that every
+// setting finds exactly one field and every field one setting.
+var settingFields = sync.OnceValue(func() map[string]int {
+	t := reflect.TypeFor[Config]()
+	m := map[string]int{}
+	for _, s := range settings {
+		name := strings.ReplaceAll(s.key, "_", "")
+		for i := range t.NumField() {
+			if f := t.Field(i).Name; strings.EqualFold(f, name) || strings.EqualFold(f, name+"s") {
+				m[s.key] = i
+			}
+		}
+	}
+	return m
+})
+
+func formatValue(v reflect.Value) string {
+	switch x := v.Interface().(type) {
+	case fs.FileMode:
+		return fmt.Sprintf("%#o", uint32(x))
+	case slog.Level:
+		return strings.ToLower(x.String())
+	}
+	if v.Kind() == reflect.Slice {
+		items := make([]string, v.Len())
+		for i := range items {
+			items[i] = formatValue(v.Index(i))
+		}
+		return strings.Join(items, ",")
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// settingChange is a setting whose value differs between two configurations.
+type settingChange struct {
+	s        *setting
+	old, new string
+}
+
+// changedSettings lists the settings whose values differ from old to c, in
+// the table's order.
+func changedSettings(old, c *Config) []settingChange {
+	var out []settingChange
+	for _, s := range settings {
+		if o, n := settingValue(old, s), settingValue(c, s); o != n {
+			out = append(out, settingChange{s: s, old: o, new: n})
+		}
+	}
+	return out
+}
+
+// restartNeeded lists the keys that differ between old and c but are fixed
+// for the life of the process.
+func restartNeeded(old, c *Config) []string {
+	var keys []string
+	for _, ch := range changedSettings(old, c) {
+		if !ch.s.reload {
+			keys = append(keys, ch.s.key)
+		}
+	}
+	return keys
+}
+
+// configAttrs are the log attributes of c's effective settings: the config
+// file, then every setting. Where an empty value means "look it up", the
+// value looked up is shown: the servers asked and the host name.
+func configAttrs(file string, c *Config, servers []string) []any {
+	if file == "" {
+		file = "(none)"
+	}
+	attrs := []any{"config", file}
+	host := cmp.Or(localHostName(), "unknown")
+	for _, s := range settings {
+		v := settingValue(c, s)
+		if v == "" {
+			switch s.key {
+			case "resolver":
+				v = strings.Join(servers, ",") + " (from " + resolver.DefaultResolvConf + ")"
+			case "receiver":
+				v = host + " (the host name)"
+			case "authserv_id":
+				v = "(the MTA's j macro, else " + host + ")"
+			}
+		}
+		attrs = append(attrs, s.key, v)
+	}
+	return attrs
+}
+
+// changeAttrs are the log attributes of a reload: the config file, how many
+// settings changed and, for each, "OLD → NEW".
+func changeAttrs(file string, changes []settingChange) []any {
+	attrs := []any{"config", file, "changed", len(changes)}
+	for _, ch := range changes {
+		attrs = append(attrs, ch.s.key, quoteEmpty(ch.old)+" → "+quoteEmpty(ch.new))
+	}
+	return attrs
+}
+
+func quoteEmpty(v string) string {
+	if v == "" {
+		return `""`
+	}
+	return v
+}
