@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -62,6 +63,55 @@ func TestConfigReferenceCoversEverySetting(t *testing.T) {
 		}
 		if s.def != "" && !strings.Contains(ref, "`"+s.def+"`") {
 			t.Errorf("reference lacks the default of %s, %q", s.key, s.def)
+		}
+	}
+}
+
+// TestREADMELayout keeps the README's repository layout complete: every
+// top-level Go file (tests aside) and folder is named in it, and every name
+// in it exists.
+func TestREADMELayout(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## Repository layout\n")
+	if !ok {
+		t.Fatal("README.md has no Repository layout section")
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	named := map[string]bool{}
+	for line := range strings.SplitSeq(section, "\n") {
+		first, _, ok := strings.Cut(strings.TrimPrefix(line, "|"), "|")
+		if !ok || !strings.HasPrefix(line, "|") {
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(first, -1) {
+			named[m[1]] = true
+		}
+	}
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case e.IsDir() && (!strings.HasPrefix(name, ".") || name == ".ci"):
+			name += "/"
+		case !e.IsDir() && strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go"):
+		default:
+			continue
+		}
+		if !named[name] {
+			t.Errorf("README.md's repository layout does not name %s", name)
+		}
+	}
+	for name := range named {
+		if _, err := os.Stat(strings.TrimSuffix(name, "/")); err != nil {
+			t.Errorf("README.md's repository layout names %s: %v", name, err)
 		}
 	}
 }
