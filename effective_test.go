@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -161,5 +162,18 @@ func TestConfigAttrsDefaults(t *testing.T) {
 	}
 	if m["config"] != "(none)" || m["resolver"] != "192.0.2.53:53 (from /etc/resolv.conf)" || m["receiver"] != "host.example.net (the host name)" || m["reject"] != "" {
 		t.Errorf("attrs %v", m)
+	}
+}
+
+// TestServersAsked: the log's list of servers is the resolver's own.
+func TestServersAsked(t *testing.T) {
+	c := defaults()
+	c.Resolvers = []string{"127.0.0.1:5353", "[::1]:53"}
+	dc, err := newDNSClient(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dc.asked(); !slices.Equal(got, c.Resolvers) {
+		t.Errorf("asked %q, want %q", got, c.Resolvers)
 	}
 }
