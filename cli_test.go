@@ -100,6 +100,17 @@ func TestFormatVersion(t *testing.T) {
 	}
 }
 
+// TestUnknownCommand: a word that is no command is named as such, not
+// taken as a stray argument of serve.
+func TestUnknownCommand(t *testing.T) {
+	for _, args := range [][]string{{"chek", "--ip", "192.0.2.1"}, {"help", "chek"}} {
+		var stdout, stderr bytes.Buffer
+		if st := run(args, &stdout, &stderr); st != exitUsage || !strings.HasPrefix(stderr.String(), `spfmilter: unknown command "chek"`) || stdout.Len() != 0 {
+			t.Errorf("%q: status %d, stderr %q", args, st, stderr.String())
+		}
+	}
+}
+
 func TestVersionArguments(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if st := run([]string{"version", "extra"}, &stdout, &stderr); st != exitUsage || !strings.Contains(stderr.String(), `unexpected argument "extra"`) {

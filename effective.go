@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -95,8 +96,11 @@ func restartNeeded(old, c *Config) []string {
 // file, then every setting. Where an empty value means "look it up", the
 // value looked up is shown: the servers asked and the host name.
 func configAttrs(file string, c *Config, servers []string) []any {
-	if file == "" {
+	switch abs, err := filepath.Abs(file); {
+	case file == "":
 		file = "(none)"
+	case err == nil:
+		file = abs
 	}
 	attrs := []any{"config", file}
 	host := cmp.Or(localHostName(), "unknown")

@@ -47,6 +47,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cmd, args = args[0], args[1:]
 		case "-h", "-help", "--help":
 			cmd, args = "help", nil
+		default:
+			if !strings.HasPrefix(args[0], "-") {
+				return fail(stderr, fmt.Errorf("unknown command %q (want serve, check, healthcheck or version; see --help)", args[0]))
+			}
 		}
 	}
 	switch cmd {
@@ -63,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			case "serve", "check", "version", "healthcheck":
 				return run([]string{args[0], "--help"}, stdout, stderr)
 			}
+			return fail(stderr, fmt.Errorf("unknown command %q (want serve, check, healthcheck or version)", args[0]))
 		}
 		printUsage(stdout)
 		return exitOK
