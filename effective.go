@@ -96,13 +96,7 @@ func restartNeeded(old, c *Config) []string {
 // file, then every setting. Where an empty value means "look it up", the
 // value looked up is shown: the servers asked and the host name.
 func configAttrs(file string, c *Config, servers []string) []any {
-	switch abs, err := filepath.Abs(file); {
-	case file == "":
-		file = "(none)"
-	case err == nil:
-		file = abs
-	}
-	attrs := []any{"config", file}
+	attrs := []any{"config", configPath(file)}
 	host := cmp.Or(localHostName(), "unknown")
 	for _, s := range settings {
 		v := settingValue(c, s)
@@ -124,7 +118,7 @@ func configAttrs(file string, c *Config, servers []string) []any {
 // changeAttrs are the log attributes of a reload: the config file, how many
 // settings changed and, for each, "OLD → NEW".
 func changeAttrs(file string, changes []settingChange) []any {
-	attrs := []any{"config", file, "changed", len(changes)}
+	attrs := []any{"config", configPath(file), "changed", len(changes)}
 	for _, ch := range changes {
 		attrs = append(attrs, ch.s.key, quoteEmpty(ch.old)+" → "+quoteEmpty(ch.new))
 	}
@@ -136,4 +130,15 @@ func quoteEmpty(v string) string {
 		return `""`
 	}
 	return v
+}
+
+// configPath is the config file for the log: its absolute path, or "(none)".
+func configPath(file string) string {
+	if file == "" {
+		return "(none)"
+	}
+	if abs, err := filepath.Abs(file); err == nil {
+		return abs
+	}
+	return file
 }
