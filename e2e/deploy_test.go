@@ -276,6 +276,10 @@ func TestDeploySendmailSnippet(t *testing.T) {
 	if fields["S"] != addr {
 		t.Errorf("S=%s, want the sample config's listen as %s", fields["S"], addr)
 	}
+	// The S= value can be given to spfmilter as it is.
+	if out, err := exec.Command(milterBinary(t), "--listen", fields["S"], "--config.check").CombinedOutput(); err != nil {
+		t.Errorf("spfmilter --listen %s --config.check: %v\n%s", fields["S"], err, out)
+	}
 	if fields["F"] != "T" {
 		t.Errorf("F=%s, want T (temporary failure when the filter is unavailable)", fields["F"])
 	}
