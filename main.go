@@ -38,41 +38,61 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// commands are the subcommands, in the order the usage lists them; serve is
+// the default. Each takes its arguments and returns the exit status.
+var commands = []struct {
+	name string
+	run  func(args []string, stdout, stderr io.Writer) int
+}{
+	{"serve", runServe},
+	{"check", runCheck},
+	{"healthcheck", runHealthcheck},
+	{"version", runVersion},
+}
+
+func command(name string) func(args []string, stdout, stderr io.Writer) int {
+	for _, c := range commands {
+		if c.name == name {
+			return c.run
+		}
+	}
+	return nil
+}
+
+// errUnknownCommand names a word that is no command, and the commands.
+func errUnknownCommand(name string) error {
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	return fmt.Errorf("unknown command %q (want %s or %s; see --help)", name, strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
+}
+
 // run is the whole program; it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "serve"
-	if len(args) > 0 {
-		switch args[0] {
-		case "serve", "check", "version", "help", "healthcheck":
-			cmd, args = args[0], args[1:]
-		case "-h", "-help", "--help":
-			cmd, args = "help", nil
-		default:
-			if !strings.HasPrefix(args[0], "-") {
-				return fail(stderr, fmt.Errorf("unknown command %q (want serve, check, healthcheck or version; see --help)", args[0]))
-			}
-		}
+	if len(args) == 0 {
+		return runServe(args, stdout, stderr)
 	}
-	switch cmd {
-	case "check":
-		return runCheck(args, stdout, stderr)
-	case "healthcheck":
-		return runHealthcheck(args, stdout, stderr)
-	case "version":
-		return runVersion(args, stdout, stderr)
-	case "help":
+	switch name := args[0]; {
+	case name == "help":
 		// "help COMMAND" is "COMMAND --help".
-		if len(args) > 0 {
-			switch args[0] {
-			case "serve", "check", "version", "healthcheck":
-				return run([]string{args[0], "--help"}, stdout, stderr)
-			}
-			return fail(stderr, fmt.Errorf("unknown command %q (want serve, check, healthcheck or version)", args[0]))
+		if len(args) == 1 || args[1] == "help" {
+			break
 		}
-		printUsage(stdout)
-		return exitOK
+		if command(args[1]) == nil {
+			return fail(stderr, errUnknownCommand(args[1]))
+		}
+		return command(args[1])([]string{"--help"}, stdout, stderr)
+	case name == "-h" || name == "-help" || name == "--help":
+	case strings.HasPrefix(name, "-"):
+		return runServe(args, stdout, stderr)
+	case command(name) != nil:
+		return command(name)(args[1:], stdout, stderr)
+	default:
+		return fail(stderr, errUnknownCommand(name))
 	}
-	return runServe(args, stdout, stderr)
+	printUsage(stdout)
+	return exitOK
 }
 
 // fail prints one line naming the problem and returns exitUsage.
