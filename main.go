@@ -76,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch name := args[0]; {
 	case name == "help":
 		// "help COMMAND" is "COMMAND --help".
-		if len(args) == 1 || args[1] == "help" {
+		if len(args) == 1 || args[1] == "help" || strings.HasPrefix(args[1], "-") {
 			break
 		}
 		if command(args[1]) == nil {

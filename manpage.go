@@ -69,7 +69,7 @@ var manCommands = []manCmd{
 		},
 	},
 	{name: "version", synopsis: "`version`", what: "Prints the version, the VCS revision and the Go version."},
-	{name: "help", synopsis: "`help`", what: "Prints the usage; `serve --help` and `check --help` list the flags."},
+	{name: "help", synopsis: "`help` [_COMMAND_]", what: "Prints the usage; `help` _COMMAND_, like _COMMAND_ `--help`, prints a command's flags on standard output and exits 0. Flags take two dashes everywhere."},
 }
 
 func manProgram() string {
@@ -130,9 +130,9 @@ func manConfig() string {
 	b.WriteString(".SH NAME\nspfmilter.yaml \\- configuration of the spfmilter SPF milter\n")
 	b.WriteString(".SH SYNOPSIS\n" + manText(packagedConfig) + "\n")
 	b.WriteString(".SH DESCRIPTION\n")
-	b.WriteString(manText("The file given to spfmilter(8) with `--config` is one YAML mapping of settings. Every setting is also a flag of the same name with `-` for `_`; flags override the file. Unknown keys are refused, so that a misspelt key never silently keeps a default. List settings take a YAML list or a comma-separated string. `spfmilter --config FILE --config.check` validates the file and exits with status 0, or 2 and one line naming the bad key.") + "\n")
+	b.WriteString(manText("The file given to spfmilter(8) with `--config` is one YAML mapping of settings. Every setting is also a flag of the same name with `-` for `_`; flags override the file. Unknown keys are refused, so that a misspelt key never silently keeps a default. List settings take a YAML list or a comma-separated string. Words from a fixed set (results, log levels and formats, `true` and `false`, the `inet:` and `unix:` prefixes) may be written in any case. A file with no settings at all (empty, or only comments) is refused, since it is far more often a file cut short than a wish for the defaults; write `{}` to run on the defaults. `spfmilter --config FILE --config.check` validates the file and exits with status 0, or 2 and one line naming the bad key.") + "\n")
 	b.WriteString(".PP\n")
-	b.WriteString(manText("SIGHUP (`systemctl reload spfmilter`) re-reads the file and re-applies the original flags; a bad file keeps the running configuration. Settings marked \"restart\" below keep their value until the daemon restarts.") + "\n")
+	b.WriteString(manText("SIGHUP (`systemctl reload spfmilter`) re-reads the file and re-applies the original flags; a file that does not load keeps the running configuration, logs one line naming the problem and counts a failure in the metric `spfmilter_config_reloads_total`. Replace the file in one step: write the new version to a temporary file in the same directory, check it with `--config.check`, and rename it over the old one. Settings marked \"restart\" below keep their value until the daemon restarts.") + "\n")
 	b.WriteString(".SH SETTINGS\n")
 	for _, s := range settings {
 		arg := ""
