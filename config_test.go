@@ -438,12 +438,12 @@ func TestListen(t *testing.T) {
 // case-insensitive, in the file as on the command line.
 func TestEnumerationsIgnoreCase(t *testing.T) {
 	c, err := loadArgs(t, "--reject", "FAIL,SoftFail", "--log-level", "INFO", "--log-format", "JSON",
-		"--dry-run=TRUE", "--hide-receiver=True", "--listen", "INET:127.0.0.1:1")
+		"--dry-run=TRUE", "--hide-receiver=True", "--listen", "INET:127.0.0.1:1", "--dkim-rescue", "MailFrom")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(c.Reject, []spf.Result{spf.Fail, spf.Softfail}) || c.LogLevel != slog.LevelInfo || c.LogFormat != "json" ||
-		!c.DryRun || !c.HideReceiver || c.Listen.String() != "inet:127.0.0.1:1" {
+		!c.DryRun || !c.HideReceiver || c.Listen.String() != "inet:127.0.0.1:1" || c.DKIMRescue != milter.RescueMailFrom {
 		t.Errorf("got reject %v level %v format %q dry %v hide %v listen %v", c.Reject, c.LogLevel, c.LogFormat, c.DryRun, c.HideReceiver, c.Listen)
 	}
 	c, err = loadArgs(t, "--config", writeFile(t, "log_level: Warn\nlog_format: Text\nreject_helo: [PermError]\nskip_authenticated: FALSE\n"))

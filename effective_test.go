@@ -46,7 +46,8 @@ func TestSettingValuesRoundTrip(t *testing.T) {
 		"--reject", "FAIL,softfail", "--reject-helo", "fail", "--defer-temperror", "--dry-run",
 		"--reject-text", "no, {result}", "--idle-timeout", "0", "--packet-timeout", "5s", "--session-timeout", "2h",
 		"--max-connections", "7",
-		"--shutdown-timeout", "1h", "--log-format", "JSON", "--log-level", "Debug")
+		"--shutdown-timeout", "1h", "--log-format", "JSON", "--log-level", "Debug",
+		"--dkim-rescue", "From", "--dkim-max-bytes", "2MiB")
 	if err != nil {
 		t.Fatal(err)
 	}
