@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/spfmilter/spfmilter/milter"
 	"github.com/spfmilter/spfmilter/spf/resolver"
 )
 
@@ -18,26 +19,44 @@ import (
 // one that does must be masked in settingValue.
 
 // settingValue is one setting's value in c, in flag syntax ("" when empty).
+// A shadow.* setting shows the value given, "" while unset.
 func settingValue(c *Config, s *setting) string {
+	if s.shadow {
+		for _, o := range c.Shadow {
+			if shadowPrefix+o.s.key == s.key {
+				return strings.Join(o.vals, ",")
+			}
+		}
+		return ""
+	}
 	i, ok := settingFields()[s.key]
 	if !ok {
-		panic("no Config field for setting " + s.key) // a broken table, caught by the tests
+		return "?" // a setting without a field: TestEverySettingHasAField names it
 	}
 	return formatValue(reflect.ValueOf(c).Elem().Field(i))
 }
 
+// fieldNames are the Config fields whose names do not follow from their
+// setting's key.
+var fieldNames = map[string]string{"never_reject_recipients": "NeverReject"}
+
 // settingFields maps each setting's key to the index of the Config field it
 // fills: the field whose name is the key without underscores, ignoring case
 // (listen_mode is ListenMode, http_listen HTTPListen), or its plural
-// (resolver is Resolvers). TestEverySettingHasAField checks that every
-// setting finds exactly one field and every field one setting.
+// (resolver is Resolvers), or the one fieldNames gives. The shadow.*
+// settings all fill Config.Shadow. TestEverySettingHasAField checks that
+// every other setting finds exactly one field and every field a setting.
 var settingFields = sync.OnceValue(func() map[string]int {
 	t := reflect.TypeFor[Config]()
 	m := map[string]int{}
 	for _, s := range settings {
+		if s.shadow {
+			continue
+		}
 		name := strings.ReplaceAll(s.key, "_", "")
 		for i := range t.NumField() {
-			if f := t.Field(i).Name; strings.EqualFold(f, name) || strings.EqualFold(f, name+"s") {
+			f := t.Field(i).Name
+			if strings.EqualFold(f, name) || strings.EqualFold(f, name+"s") || fieldNames[s.key] == f {
 				m[s.key] = i
 			}
 		}
@@ -51,6 +70,22 @@ func formatValue(v reflect.Value) string {
 		return fmt.Sprintf("%#o", uint32(x))
 	case slog.Level:
 		return strings.ToLower(x.String())
+	case actionRule:
+		r := string(x.Identity) + "." + string(x.Result)
+		if x.Cause != "" {
+			r += "." + string(x.Cause)
+		}
+		for word, a := range actionWords {
+			if a == x.Action {
+				return r + "=" + word
+			}
+		}
+		return r + "=" + string(x.Action)
+	case milter.Relay:
+		if x.By != "" {
+			return x.Prefix.String() + "=" + x.By
+		}
+		return x.Prefix.String()
 	}
 	if v.Kind() == reflect.Slice {
 		items := make([]string, v.Len())
