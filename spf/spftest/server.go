@@ -374,7 +374,7 @@ func (s *Server) failure(qtype uint16, name string) error {
 func (s *Server) exists(name string) bool {
 	w := s.world
 	if mapHas(w.TXT, name) || mapHas(w.A, name) || mapHas(w.AAAA, name) ||
-		mapHas(w.MX, name) || mapHas(w.PTR, name) || mapHas(w.CNAME, name) {
+		mapHas(w.MX, name) || mapHas(w.PTR, name) || mapHas(w.CNAME, name) || mapHas(w.SPF, name) {
 		return true
 	}
 	if a, ok := reverseAddr(name); ok {
@@ -393,6 +393,11 @@ func (s *Server) records(qtype uint16, name, owner string, ttl uint32) []dns.RR 
 		txts, _ := mapGet(w.TXT, name)
 		for _, t := range txts {
 			out = append(out, &dns.TXT{Hdr: hdr, Txt: splitTXT(t)})
+		}
+	case dns.TypeSPF:
+		txts, _ := mapGet(w.SPF, name)
+		for _, t := range txts {
+			out = append(out, &dns.SPF{Hdr: hdr, Txt: splitTXT(t)})
 		}
 	case dns.TypeA:
 		addrs, _ := mapGet(w.A, name)

@@ -31,6 +31,9 @@ type Resolver struct {
 	MX    map[string][]string
 	PTR   map[string][]string
 	CNAME map[string]string
+	// SPF holds type SPF (99) records, which RFC 7208 §3.1 retired: only a
+	// Server answers them, for tools that look for them.
+	SPF map[string][]string
 	// Fail forces an error for "TYPE name" (e.g. "TXT example.com") or for
 	// "* name" (every type). Use ErrServFail, ErrTimeout or spf.ErrNotFound.
 	Fail map[string]error
