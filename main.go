@@ -5,6 +5,8 @@
 //	spfmilter [serve] [flags]   run the milter (the default)
 //	spfmilter check [flags]     evaluate one client once and print the verdicts
 //	spfmilter healthcheck       ask a running daemon whether it is healthy
+//	spfmilter lint DOMAIN       check a domain's SPF records
+//	spfmilter flatten DOMAIN    rewrite a domain's SPF record as ip4/ip6 ranges
 //	spfmilter version           print the version
 //
 // Flags are written with two dashes everywhere (one is accepted); --help
@@ -47,6 +49,8 @@ var commands = []struct {
 	{"serve", runServe},
 	{"check", runCheck},
 	{"healthcheck", runHealthcheck},
+	{"lint", runLint},
+	{"flatten", runFlatten},
 	{"version", runVersion},
 }
 
@@ -108,6 +112,10 @@ func printUsage(w io.Writer) {
                               evaluate one client once and print the verdicts
   spfmilter healthcheck [--url URL] [--timeout DURATION]
                               exit 0 when the daemon's /-/healthy answers 200
+  spfmilter lint DOMAIN [--resolver HOST:PORT] [--json]
+                              check a domain's SPF record tree
+  spfmilter flatten DOMAIN [--resolver HOST:PORT] [--max-lookups N]
+                              rewrite it as ip4/ip6 ranges
   spfmilter version           print the version
 
 Run "spfmilter COMMAND --help" (or "spfmilter help COMMAND") for a command's
