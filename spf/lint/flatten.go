@@ -461,7 +461,10 @@ func (f *flattener) layout(rules []rule, exp string) error {
 		tail = strings.TrimSpace(tail + " " + exp)
 	}
 
-	build := func(chunked bool) (string, []Chunk, int) {
+	// mode 0 writes every range in the record; mode 1 moves the passing
+	// ranges into chunks the record includes; mode 2 chains the chunks,
+	// each including the next, when even the includes do not fit.
+	build := func(mode int) (string, []Chunk, int) {
 		var terms []string
 		var chunks []Chunk
 		lookups := 0
@@ -477,15 +480,26 @@ func (f *flattener) layout(rules []rule, exp string) error {
 					continue
 				}
 				ts := networkTerms(qualifier(q), s)
-				if !chunked || q != spf.Pass {
+				if mode == 0 || q != spf.Pass {
 					terms = append(terms, ts...)
 					continue
 				}
-				for _, body := range pack(ts) {
+				reserve := 0
+				if mode == 2 {
+					reserve = len(" include:" + fmt.Sprintf(f.opts.ChunkName, len(chunks)+len(ts)+1))
+				}
+				bodies := pack(ts, maxString-reserve)
+				first := len(chunks)
+				for i, body := range bodies {
 					name := fmt.Sprintf(f.opts.ChunkName, len(chunks)+1)
+					if mode == 2 && i+1 < len(bodies) {
+						body += " include:" + fmt.Sprintf(f.opts.ChunkName, len(chunks)+2)
+					}
 					chunks = append(chunks, Chunk{Name: name, Record: body})
-					terms = append(terms, "include:"+name)
 					lookups++
+					if mode == 1 || i == 0 {
+						terms = append(terms, "include:"+chunks[first+i].Name)
+					}
 				}
 			}
 		}
@@ -494,9 +508,9 @@ func (f *flattener) layout(rules []rule, exp string) error {
 		}
 		return strings.Join(append([]string{"v=spf1"}, terms...), " "), chunks, lookups
 	}
-	rec, chunks, lookups := build(false)
-	if len(rec) > maxString {
-		rec, chunks, lookups = build(true)
+	rec, chunks, lookups := build(0)
+	for mode := 1; mode <= 2 && len(rec) > maxString; mode++ {
+		rec, chunks, lookups = build(mode)
 	}
 	if lookups > f.opts.MaxLookups {
 		return fmt.Errorf("%w: the flattened record needs %d DNS-causing terms, over the maximum of %d", ErrCannotFlatten, lookups, f.opts.MaxLookups)
@@ -525,13 +539,13 @@ func networkTerms(q string, s *addrSet) []string {
 	return out
 }
 
-// pack groups terms into records of at most maxString bytes, without an
-// all: in an included record anything but pass is no match (§5.2).
-func pack(terms []string) []string {
+// pack groups terms into records of at most size bytes, without an all: in
+// an included record anything but pass is no match (§5.2).
+func pack(terms []string, size int) []string {
 	var out []string
 	cur := "v=spf1"
 	for _, t := range terms {
-		if len(cur)+1+len(t) > maxString && cur != "v=spf1" {
+		if len(cur)+1+len(t) > size && cur != "v=spf1" {
 			out = append(out, cur)
 			cur = "v=spf1"
 		}
