@@ -42,7 +42,7 @@ var checks = map[string]check{
 	// Includes and redirects.
 	"include-no-record":  {Error, "an include of a name without an SPF record is a permerror (RFC 7208 §5.2); remove it or fix the name"},
 	"redirect-no-record": {Error, "a redirect to a name without an SPF record is a permerror (RFC 7208 §6.1); fix the name"},
-	"invalid-target":     {Error, "the target cannot be a DNS name; an include or redirect of it is a permerror"},
+	"invalid-target":     {Error, "fix the name: it cannot be a DNS name (an empty label, a label over 63 bytes); include and redirect of it are a permerror, and RFC 4408 receivers fail a, mx and exists with permerror too"},
 	"loop":               {Error, "break the include/redirect cycle: receivers follow it until the lookup limit, a permerror"},
 	"duplicate-include":  {Warning, "include the name once: each include costs DNS terms again"},
 	"macro-target":       {Info, "the target depends on the sender or client and is not followed here; it may be void for most clients"},

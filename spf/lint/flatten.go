@@ -109,7 +109,7 @@ func Flatten(ctx context.Context, domain string, opts FlattenOptions) (*Flattene
 
 	// What receivers see of the tree now: beyond the limits they return
 	// permerror, which no flattened record reproduces.
-	w := &walker{ctx: ctx, res: opts.Resolver, rep: &Report{Domain: d}, raw: map[string]bool{}, included: map[string]string{}}
+	w := newWalker(ctx, opts.Resolver, d)
 	w.walk(d, []string{d}, roleTop, map[string]bool{})
 	if w.terms > spf.MaxDNSTerms || w.voids[0] > spf.MaxVoidLookups || w.voids[1] > spf.MaxVoidLookups {
 		f.warn("the record tree needs %d DNS-causing terms and %d/%d void lookups (IPv4/IPv6 clients) for a client it does not list, over the limits of RFC 7208 §4.6.4, so receivers now return permerror for some clients; the flattened record gives them the result the tree would give without the limits",
@@ -271,7 +271,7 @@ func (f *flattener) term(name string, t *spf.Term, top bool, stack map[string]bo
 			if !top {
 				return nil, errOpaque
 			}
-			w := &walker{ctx: f.ctx, res: f.res, rep: &Report{}, raw: map[string]bool{}, included: map[string]string{}}
+			w := newWalker(f.ctx, f.res, target)
 			w.walk(target, []string{target}, roleInclude, map[string]bool{})
 			return []rule{f.keep(name, t.Text, 1+w.terms, "the included record holds terms that cannot be flattened (exists, ptr or macros)")}, nil
 		}

@@ -63,8 +63,9 @@ type Options struct {
 	// Clients are the addresses the engine evaluates the domain for; empty
 	// means one IPv4 and one IPv6 address that no term of the tree lists.
 	Clients []netip.Addr
-	// Sender is the MAIL FROM of those evaluations; "" is postmaster@domain.
-	Sender string
+	// Sender and HELO are the MAIL FROM and HELO of those evaluations; ""
+	// means postmaster@domain and domain.
+	Sender, HELO string
 	// Timeout bounds the whole lint; 0 means one minute.
 	Timeout time.Duration
 }
@@ -136,7 +137,7 @@ func Lint(ctx context.Context, domain string, opts Options) (*Report, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(opts.Timeout, timeout))
 	defer cancel()
-	w := &walker{ctx: ctx, res: opts.Resolver, rep: &Report{Domain: d}, raw: map[string]bool{}, included: map[string]string{}}
+	w := newWalker(ctx, opts.Resolver, d)
 	w.walk(d, []string{d}, roleTop, map[string]bool{})
 	w.rep.DNSTerms = w.terms
 	w.rep.VoidIPv4, w.rep.VoidIPv6 = w.voids[0], w.voids[1]
@@ -176,10 +177,15 @@ type walker struct {
 	overVoid [2]bool
 
 	raw      map[string]bool   // names whose raw TXT answer was checked
+	octets   map[string]string // the SPF record of a name as sent, octet for octet
 	included map[string]string // include targets seen, and the path of the first
 	addrs    []netip.Prefix    // every network the tree lists, to pick probe clients
 	hosts    []netip.Addr      // addresses of a and mx names, for ptr-names
 	usesPTR  bool
+}
+
+func newWalker(ctx context.Context, res Resolver, domain string) *walker {
+	return &walker{ctx: ctx, res: res, rep: &Report{Domain: domain}, raw: map[string]bool{}, octets: map[string]string{}, included: map[string]string{}}
 }
 
 func (w *walker) add(id string, path []string, client, format string, args ...any) {
@@ -256,10 +262,11 @@ func (w *walker) checkRaw(name string, path []string) {
 			if !ok {
 				continue
 			}
-			joined := strings.Join(t.Txt, "")
+			joined := unescape(strings.Join(t.Txt, ""))
 			if !spf.IsRecord(joined) {
 				continue
 			}
+			w.octets[name] = joined
 			if len(joined) > maxString {
 				w.add("long-record", path, "", "the SPF record of %s is %d bytes, published as %d strings", name, len(joined), len(t.Txt))
 			}
@@ -297,6 +304,14 @@ func (w *walker) walk(name string, path []string, r role, stack map[string]bool)
 			w.add("syntax", path, "", "%s: %v", name, err)
 		}
 		return
+	}
+	if raw := w.octets[name]; raw != "" {
+		// §4.6.1: terms are printable ASCII; the engine sees the text as
+		// the DNS client hands it over, which may have escaped the others.
+		if i := strings.IndexFunc(raw, func(r rune) bool { return r < 0x20 || r > 0x7e }); i >= 0 {
+			w.add("syntax", path, "", "%s: the record holds octet 0x%02x, which is not printable ASCII", name, raw[i])
+			return
+		}
 	}
 	stack[name] = true
 	defer delete(stack, name)
@@ -445,11 +460,10 @@ func (w *walker) term(domain string, t *spf.Term, path []string, stack map[strin
 			return
 		}
 		if !t.Domain.Valid {
-			if t.Mechanism == "include" {
-				w.add("invalid-target", path, "", "%q is not a valid domain name", t.Domain.Name)
-				return
+			w.add("invalid-target", path, "", "%q is not a valid domain name", t.Domain.Name)
+			if t.Mechanism != "include" {
+				w.void(path, fmt.Sprintf("%q: the name cannot exist", t.Text), 0, 1)
 			}
-			w.void(path, fmt.Sprintf("%q: the name cannot exist", t.Text), 0, 1)
 			return
 		}
 		target = t.Domain.Name
@@ -614,6 +628,34 @@ func authorises(txt string) bool {
 	return rec.Redirect != nil
 }
 
+// unescape turns the presentation form miekg/dns gives TXT strings in
+// (\DDD and \X escapes) back into octets.
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 >= len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+			if n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0'); n < 256 {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i+1])
+		i++
+	}
+	return b.String()
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
 // expOnlyMacro reports whether a record uses %{c}, %{r} or %{t} outside an
 // exp= modifier: the likely cause of its syntax error.
 func expOnlyMacro(txt string) bool {
@@ -641,7 +683,7 @@ func (w *walker) evaluate(domain string, opts Options) {
 	c := &spf.Checker{Resolver: w.res}
 	errs := w.rep.Errors()
 	for _, ip := range clients {
-		o := c.CheckMailFrom(w.ctx, spf.Args{IP: ip, Sender: sender, HELO: domain})
+		o := c.CheckMailFrom(w.ctx, spf.Args{IP: ip, Sender: sender, HELO: cmp.Or(opts.HELO, domain)})
 		w.rep.Evaluations = append(w.rep.Evaluations, Evaluation{
 			Client: ip.String(), Result: o.Result, Mechanism: o.Mechanism, Problem: o.Problem,
 			DNSLookups: o.DNSLookups, VoidLookups: o.VoidLookups,

@@ -42,6 +42,7 @@ func lintWorld() *spftest.Resolver {
 
 			"two.example":     {"v=spf1 -all", "v=spf1 ip4:192.0.2.1 -all"},
 			"syn.example":     {"v=spf1 ip4:192.0.2.0/33 -all"},
+			"octet.example":   {"v=spf1 a:\xefgarbage.example -all"},
 			"expmac.example":  {"v=spf1 exists:%{c}.list.example -all"},
 			"dnserr.example":  {"v=spf1 include:broken.example -all"},
 			"long.example":    {"v=spf1 " + strings.Join(long, " ") + " -all"},
@@ -130,6 +131,7 @@ var lintCases = []struct {
 	{domain: "nothing.example", want: []want{{"no-record", "nothing.example", ""}}},
 	{domain: "two.example", want: []want{{"multiple-records", "two.example", ""}}},
 	{domain: "syn.example", want: []want{{"syntax", "syn.example", ""}}},
+	{domain: "octet.example", want: []want{{"syntax", "octet.example", ""}}},
 	{domain: "expmac.example", want: []want{{"exp-only-macro", "expmac.example", ""}}},
 	{domain: "dnserr.example", want: []want{{"dns-error", "dnserr.example > include:broken.example", ""}}},
 	{domain: "long.example", want: []want{{"long-record", "long.example", ""}}},
