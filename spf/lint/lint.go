@@ -703,18 +703,22 @@ func familyOf(ip netip.Addr) string {
 	return "ipv6"
 }
 
-// probes picks one IPv4 and one IPv6 address from the documentation ranges
-// (RFC 5737, RFC 3849) that no network of the tree contains.
+// probes picks one IPv4 and one IPv6 address that no network of the tree
+// contains: from the documentation ranges (RFC 5737, RFC 3849) if one is
+// free, else from ranges no sender uses (RFC 6598 shared space, the
+// reserved 240.0.0.0/4, the discard-only 100::/64 of RFC 6666).
 func probes(listed []netip.Prefix) []netip.Addr {
 	var out []netip.Addr
-	for _, base := range []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"} {
-		if a, ok := freeAddr(netip.MustParsePrefix(base), listed); ok {
-			out = append(out, a)
-			break
+	for _, family := range [][]string{
+		{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "100.64.0.0/24", "240.0.0.0/24"},
+		{"2001:db8::/120", "2001:db8:ffff::/120", "100::/120"},
+	} {
+		for _, base := range family {
+			if a, ok := freeAddr(netip.MustParsePrefix(base), listed); ok {
+				out = append(out, a)
+				break
+			}
 		}
-	}
-	if a, ok := freeAddr(netip.MustParsePrefix("2001:db8::/112"), listed); ok {
-		out = append(out, a)
 	}
 	return out
 }

@@ -295,3 +295,18 @@ func TestLintBadInput(t *testing.T) {
 		t.Error("Lint without a resolver: no error")
 	}
 }
+
+func TestProbesAvoidListedNetworks(t *testing.T) {
+	listed := []netip.Prefix{
+		netip.MustParsePrefix("192.0.0.0/8"), netip.MustParsePrefix("198.51.100.0/24"),
+		netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32"),
+	}
+	got := probes(listed)
+	want := addrs("100.64.0.1", "100::1")
+	if !slices.Equal(got, want) {
+		t.Errorf("probes %v, want %v", got, want)
+	}
+	if got := probes([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}); !slices.Equal(got, addrs("2001:db8::1")) {
+		t.Errorf("probes with every IPv4 address listed: %v", got)
+	}
+}
