@@ -120,6 +120,7 @@ func TestToolUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"flatten", "a.example", "--max-lookups", "11"},
 		{"flatten", "a.example", "--chunk-name", "_spf.a.example"},
+		{"flatten", "a.example", "--chunk-name", "spf %d.a.example", "--resolver", "127.0.0.1:1"},
 	} {
 		if status, _, errOut := runTool(args...); status != exitUsage {
 			t.Errorf("%q: status %d, stderr %q", args, status, errOut)

@@ -103,6 +103,9 @@ func Flatten(ctx context.Context, domain string, opts FlattenOptions) (*Flattene
 	if strings.Count(opts.ChunkName, "%d") != 1 || strings.Count(opts.ChunkName, "%") != 1 {
 		return nil, fmt.Errorf("lint: chunk name %q: want exactly one %%d", opts.ChunkName)
 	}
+	if _, err := normalize(fmt.Sprintf(opts.ChunkName, 99)); err != nil {
+		return nil, fmt.Errorf("lint: chunk name %q: not a domain name", opts.ChunkName)
+	}
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(opts.Timeout, timeout))
 	defer cancel()
 	f := &flattener{ctx: ctx, res: opts.Resolver, opts: opts, domain: d, ttl: 1<<32 - 1, out: &Flattened{Domain: d}}
