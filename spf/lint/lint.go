@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/idna"
 
 	"github.com/spfmilter/spfmilter/spf"
 )
@@ -149,7 +150,16 @@ func Lint(ctx context.Context, domain string, opts Options) (*Report, error) {
 
 // normalize checks a domain given by the user.
 func normalize(domain string) (string, error) {
-	d := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(domain), "."))
+	d := strings.TrimSuffix(strings.TrimSpace(domain), ".")
+	if strings.ContainsFunc(d, func(r rune) bool { return r >= 0x80 }) {
+		// A U-label name becomes its A-labels, as check_host() asks for it.
+		a, err := idna.Lookup.ToASCII(d)
+		if err != nil {
+			return "", fmt.Errorf("lint: %q is not a domain name", domain)
+		}
+		d = a
+	}
+	d = strings.ToLower(d)
 	if _, ok := dns.IsDomainName(d); !ok || !strings.Contains(d, ".") || strings.ContainsAny(d, " @/%") {
 		return "", fmt.Errorf("lint: %q is not a domain name", domain)
 	}
@@ -178,6 +188,7 @@ type walker struct {
 
 	raw      map[string]bool   // names whose raw TXT answer was checked
 	octets   map[string]string // the SPF record of a name as sent, octet for octet
+	pieces   map[string]int    // the number of strings the SPF record of a name is sent in
 	included map[string]string // include targets seen, and the path of the first
 	addrs    []netip.Prefix    // every network the tree lists, to pick probe clients
 	hosts    []netip.Addr      // addresses of a and mx names, for ptr-names
@@ -185,7 +196,7 @@ type walker struct {
 }
 
 func newWalker(ctx context.Context, res Resolver, domain string) *walker {
-	return &walker{ctx: ctx, res: res, rep: &Report{Domain: domain}, raw: map[string]bool{}, octets: map[string]string{}, included: map[string]string{}}
+	return &walker{ctx: ctx, res: res, rep: &Report{Domain: domain}, raw: map[string]bool{}, octets: map[string]string{}, pieces: map[string]int{}, included: map[string]string{}}
 }
 
 func (w *walker) add(id string, path []string, client, format string, args ...any) {
@@ -267,6 +278,7 @@ func (w *walker) checkRaw(name string, path []string) {
 				continue
 			}
 			w.octets[name] = joined
+			w.pieces[name] = len(t.Txt)
 			if len(joined) > maxString {
 				w.add("long-record", path, "", "the SPF record of %s is %d bytes, published as %d strings", name, len(joined), len(t.Txt))
 			}
@@ -300,6 +312,8 @@ func (w *walker) walk(name string, path []string, r role, stack map[string]bool)
 	if err != nil {
 		if expOnlyMacro(txt) {
 			w.add("exp-only-macro", path, "", "%s: %v", name, err)
+		} else if n := w.pieces[name]; n > 1 {
+			w.add("syntax", path, "", "%s: %v (the record is sent as %d strings, joined without spaces: RFC 7208 §3.3)", name, err, n)
 		} else {
 			w.add("syntax", path, "", "%s: %v", name, err)
 		}

@@ -42,6 +42,7 @@ func lintWorld() *spftest.Resolver {
 
 			"two.example":     {"v=spf1 -all", "v=spf1 ip4:192.0.2.1 -all"},
 			"syn.example":     {"v=spf1 ip4:192.0.2.0/33 -all"},
+			"split.example":   {"v=spf1 " + repeat("ip4:192.0.2.1", 18) + "ip4:192.0.2.2 -all"},
 			"octet.example":   {"v=spf1 a:\xefgarbage.example -all"},
 			"expmac.example":  {"v=spf1 exists:%{c}.list.example -all"},
 			"dnserr.example":  {"v=spf1 include:broken.example -all"},
@@ -131,6 +132,7 @@ var lintCases = []struct {
 	{domain: "nothing.example", want: []want{{"no-record", "nothing.example", ""}}},
 	{domain: "two.example", want: []want{{"multiple-records", "two.example", ""}}},
 	{domain: "syn.example", want: []want{{"syntax", "syn.example", ""}}},
+	{domain: "split.example", want: []want{{"syntax", "split.example", ""}, {"long-record", "split.example", ""}}},
 	{domain: "octet.example", want: []want{{"syntax", "octet.example", ""}}},
 	{domain: "expmac.example", want: []want{{"exp-only-macro", "expmac.example", ""}}},
 	{domain: "dnserr.example", want: []want{{"dns-error", "dnserr.example > include:broken.example", ""}}},
@@ -239,6 +241,9 @@ func TestLintCleanAgreesWithEngine(t *testing.T) {
 	if len(rep.Findings) != 0 {
 		t.Errorf("findings for a clean record:\n%s", dump(rep))
 	}
+	if rep, err := Lint(context.Background(), "bücher.example", Options{Resolver: rc}); err != nil || rep.Domain != "xn--bcher-kva.example" {
+		t.Errorf("IDN domain: %+v, %v", rep, err)
+	}
 	if rep.Domain != "ok.example" || rep.Record != "v=spf1 ip4:192.0.2.0/25 include:inc.example a:both.example -all" {
 		t.Errorf("domain %q record %q", rep.Domain, rep.Record)
 	}
@@ -308,5 +313,19 @@ func TestProbesAvoidListedNetworks(t *testing.T) {
 	}
 	if got := probes([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}); !slices.Equal(got, addrs("2001:db8::1")) {
 		t.Errorf("probes with every IPv4 address listed: %v", got)
+	}
+}
+
+// A syntax error in a record sent as several strings says how receivers
+// join them: the usual cause is a space lost at a join.
+func TestLintSplitRecordHint(t *testing.T) {
+	rep, err := Lint(context.Background(), "split.example", Options{Resolver: serve(t, lintWorld())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(rep.Findings, func(f Finding) bool {
+		return f.ID == "syntax" && strings.Contains(f.Message, "sent as 2 strings, joined without spaces")
+	}) {
+		t.Errorf("no hint about the joined strings:\n%s", dump(rep))
 	}
 }

@@ -69,7 +69,7 @@ func (r *Resolver) Reset() {
 
 func (r *Resolver) exists(name string) bool {
 	for _, ok := range []bool{
-		has(r.TXT, name), has(r.A, name), has(r.AAAA, name), has(r.MX, name), has(r.PTR, name),
+		has(r.TXT, name), has(r.A, name), has(r.AAAA, name), has(r.MX, name), has(r.PTR, name), has(r.SPF, name),
 	} {
 		if ok {
 			return true
