@@ -302,3 +302,55 @@ func TestPrefixesExact(t *testing.T) {
 		}
 	}
 }
+
+// The ends of the address space: merging and subtracting at the last
+// address, and the whole space as one prefix.
+func TestRangesEdges(t *testing.T) {
+	got := fullSet().prefixes()
+	if want := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}; !slices.Equal(got, want) {
+		t.Errorf("full set: %v", got)
+	}
+	s := minus(fullSet(), setOf(netip.MustParsePrefix("255.255.255.255/32"), netip.MustParsePrefix("::/128")))
+	ps := s.prefixes()
+	if len(ps) != 32+128 || s.contains(netip.MustParseAddr("255.255.255.255")) || s.contains(netip.MustParseAddr("::")) ||
+		!s.contains(netip.MustParseAddr("255.255.255.254")) || !s.contains(netip.MustParseAddr("::1")) {
+		t.Errorf("full set without its ends: %d prefixes %v", len(ps), ps)
+	}
+	u := union(setOf(netip.MustParsePrefix("255.255.255.0/25")), setOf(netip.MustParsePrefix("255.255.255.128/25")))
+	if got := u.prefixes(); !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("255.255.255.0/24")}) {
+		t.Errorf("adjacent halves at the top: %v", got)
+	}
+	if !minus(setOf(netip.MustParsePrefix("192.0.2.0/24")), fullSet()).empty() {
+		t.Error("a set minus everything is not empty")
+	}
+}
+
+// prefixes is exact for IPv6 too.
+func TestPrefixesExactIPv6(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	at := func(i int) netip.Addr {
+		b := netip.MustParseAddr("2001:db8::").As16()
+		b[15] = byte(i)
+		return netip.AddrFrom16(b)
+	}
+	for range 100 {
+		var in, out []netip.Prefix
+		for range 1 + r.IntN(6) {
+			p, _ := at(r.IntN(256)).Prefix(120 + r.IntN(9))
+			in = append(in, p)
+		}
+		for range r.IntN(3) {
+			p, _ := at(r.IntN(256)).Prefix(122 + r.IntN(7))
+			out = append(out, p)
+		}
+		ps := minus(setOf(in...), setOf(out...)).prefixes()
+		for i := range 256 {
+			a := at(i)
+			want := slices.ContainsFunc(in, func(p netip.Prefix) bool { return p.Contains(a) }) &&
+				!slices.ContainsFunc(out, func(p netip.Prefix) bool { return p.Contains(a) })
+			if got := slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Contains(a) }); got != want {
+				t.Fatalf("in %v out %v: %s in %v: %v, want %v", in, out, a, ps, got, want)
+			}
+		}
+	}
+}

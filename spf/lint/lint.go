@@ -120,11 +120,6 @@ func (r *Report) Errors() int {
 	return n
 }
 
-// Has reports whether a finding with this identifier was made.
-func (r *Report) Has(id string) bool {
-	return slices.ContainsFunc(r.Findings, func(f Finding) bool { return f.ID == id })
-}
-
 // Lint checks domain's SPF record tree. The error is only for a domain that
 // is not a domain name or for missing options; everything about the records
 // is a Finding.
