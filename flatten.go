@@ -36,10 +36,10 @@ func runFlatten(args []string, stdout, stderr io.Writer) int {
 	var tf toolFlags
 	var opts lint.FlattenOptions
 	tf.register(fs)
-	fs.IntVar(&opts.MaxLookups, "max-lookups", 10, "the most DNS-causing terms the new record may need (`N`), kept terms and chunk includes together")
+	fs.IntVar(&opts.MaxLookups, "max-lookups", 10, "allow the new record at most `N` DNS-causing terms, kept terms and chunk includes together (default 10)")
 	fs.BoolVar(&opts.ExpandA, "expand-a", false, "replace the domain's own a mechanisms by their addresses")
 	fs.BoolVar(&opts.ExpandMX, "expand-mx", false, "replace the domain's own mx mechanisms by their addresses")
-	fs.StringVar(&opts.ChunkName, "chunk-name", "_spf%d.DOMAIN", "name of the included records, with one %d for the number (`FORMAT`)")
+	fs.StringVar(&opts.ChunkName, "chunk-name", "_spf%d.DOMAIN", "name the included records after `FORMAT`, with one %d for their number (default _spf%d.DOMAIN)")
 	domain, err := parseTool(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

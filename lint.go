@@ -39,8 +39,8 @@ type toolFlags struct {
 }
 
 func (tf *toolFlags) register(fs *flag.FlagSet) {
-	fs.Var(&tf.resolvers, "resolver", "DNS server to ask (an IP address, port 53 when left out); repeat for several (default: the nameservers of /etc/resolv.conf)")
-	fs.DurationVar(&tf.dnsTimeout, "dns-timeout", resolver.DefaultTimeout, "timeout of one DNS query to one server")
+	fs.Var(&tf.resolvers, "resolver", "ask the DNS server at `HOST:PORT` (an IP address; port 53 when left out); repeat for several (default the nameservers of /etc/resolv.conf)")
+	fs.DurationVar(&tf.dnsTimeout, "dns-timeout", resolver.DefaultTimeout, "wait at most `DURATION` for one DNS query to one server (default 2s)")
 }
 
 // client builds the DNS client: the milter's, with its cache.
