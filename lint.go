@@ -14,13 +14,14 @@ import (
 	"github.com/spfmilter/spfmilter/spf/resolver"
 )
 
-const lintUsage = `Usage: spfmilter lint DOMAIN [--resolver HOST:PORT] [--json] [--no-mail NAME]
+const lintUsage = `Usage: spfmilter lint DOMAIN [--resolver HOST:PORT] [--json] [--no-mail NAME] [--record TEXT]
 
 Checks DOMAIN's SPF record and every record it includes or redirects to, the
 way receivers evaluate them, and lists the findings: each with a severity
 (error, warning, info), a stable identifier, the path of terms that leads to
-it and one line of advice. The exit status is 0 when there is no error, 1
-when there is one, 2 for bad arguments.
+it and one line of advice. With --record it checks TEXT as DOMAIN's record,
+before it is published. The exit status is 0 when there is no error, 1 when
+there is one, 2 for bad arguments.
 
 With --json it prints one object:
   {"domain", "record", "dns_terms", "void_lookups_ipv4", "void_lookups_ipv6",
@@ -100,6 +101,7 @@ func runLint(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	tf.register(fs)
 	fs.Var(&noMail, "no-mail", "a `NAME` that never sends mail and should publish \"v=spf1 -all\"; repeat for several")
+	record := fs.String("record", "", "check `TEXT` as DOMAIN's SPF record in place of the published one")
 	domain, err := parseTool(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -112,7 +114,7 @@ func runLint(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	rep, err := lint.Lint(context.Background(), domain, lint.Options{Resolver: rc, NoMail: noMail})
+	rep, err := lint.Lint(context.Background(), domain, lint.Options{Resolver: rc, NoMail: noMail, Record: *record})
 	if err != nil {
 		return fail(stderr, err)
 	}

@@ -55,6 +55,12 @@ func TestLintCommand(t *testing.T) {
 		}
 	}
 
+	// A record before it is published.
+	status, out, _ = runTool("lint", "good.example", "--resolver", srv.Addr(), "--record", "v=spf1 ip4:192.0.2.0/24 +all")
+	if status != exitError || !strings.Contains(out, "good.example: v=spf1 ip4:192.0.2.0/24 +all\n") || !strings.Contains(out, "error   pass-all\n") {
+		t.Errorf("--record: status %d, output:\n%s", status, out)
+	}
+
 	// Flags before the domain, JSON, and the exit status of an error.
 	status, out, errOut = runTool("lint", "--json", "--resolver", srv.Addr(), "v6void.example")
 	if status != exitError || errOut != "" {

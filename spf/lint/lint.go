@@ -69,6 +69,9 @@ type Options struct {
 	Sender, HELO string
 	// Timeout bounds the whole lint; 0 means one minute.
 	Timeout time.Duration
+	// Record, when set, is checked as the domain's SPF record in place of
+	// the published one: a record about to be published.
+	Record string
 }
 
 // Finding is one problem or remark.
@@ -130,6 +133,12 @@ func Lint(ctx context.Context, domain string, opts Options) (*Report, error) {
 	d, err := normalize(domain)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Record != "" {
+		if !spf.IsRecord(opts.Record) {
+			return nil, fmt.Errorf(`lint: the record to check does not start with "v=spf1 "`)
+		}
+		opts.Resolver = &proposed{Resolver: opts.Resolver, domain: d, record: opts.Record}
 	}
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(opts.Timeout, timeout))
 	defer cancel()

@@ -329,3 +329,36 @@ func TestLintSplitRecordHint(t *testing.T) {
 		t.Errorf("no hint about the joined strings:\n%s", dump(rep))
 	}
 }
+
+// A record not yet published is checked in place of the published one, by
+// the walk and by the engine alike, with the other TXT records it will sit
+// beside.
+func TestLintProposedRecord(t *testing.T) {
+	rc := serve(t, lintWorld())
+	long := "v=spf1 " + repeat("ip4:192.0.2.1", 20) + " include:inc.example +all"
+	rep, err := Lint(context.Background(), "ok.example", Options{Resolver: rc, Record: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Record != long {
+		t.Errorf("record %q", rep.Record)
+	}
+	for _, id := range []string{"pass-all", "long-record"} {
+		if !slices.ContainsFunc(rep.Findings, func(f Finding) bool { return f.ID == id }) {
+			t.Errorf("no %s:\n%s", id, dump(rep))
+		}
+	}
+	for _, e := range rep.Evaluations {
+		if e.Result != spf.Pass || e.Mechanism != "+all" {
+			t.Errorf("engine for %s: %+v, want pass by +all", e.Client, e)
+		}
+	}
+	// The published record and its neighbour stay out of it.
+	rep, err = Lint(context.Background(), "nothing.example", Options{Resolver: rc, Record: "v=spf1 -all"})
+	if err != nil || len(rep.Findings) != 0 {
+		t.Errorf("a clean record for a name without one: %v\n%s", err, dump(rep))
+	}
+	if _, err := Lint(context.Background(), "ok.example", Options{Resolver: rc, Record: "spf1 -all"}); err == nil {
+		t.Error("a record without v=spf1: no error")
+	}
+}

@@ -1,0 +1,92 @@
+package lint
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/spfmilter/spfmilter/spf"
+)
+
+// proposed answers the domain's TXT questions with a record that is not
+// published yet, in place of the SPF records that are, so that the walk and
+// the engine both see it; everything else comes from DNS.
+type proposed struct {
+	Resolver
+	domain, record string
+}
+
+func (p *proposed) is(name string) bool {
+	return strings.EqualFold(strings.TrimSuffix(name, "."), p.domain)
+}
+
+func (p *proposed) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	txts, err := p.Resolver.LookupTXT(ctx, name)
+	if !p.is(name) {
+		return txts, err
+	}
+	if err != nil && !errors.Is(err, spf.ErrNotFound) {
+		return nil, err
+	}
+	out := []string{p.record}
+	for _, t := range txts {
+		if !spf.IsRecord(t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// Exchange gives the TXT answer as it will be once the record is published:
+// the other TXT records, and the record cut into 255-byte strings.
+func (p *proposed) Exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+	m, err := p.Resolver.Exchange(ctx, name, qtype)
+	if err != nil || qtype != dns.TypeTXT || !p.is(name) {
+		return m, err
+	}
+	m = m.Copy()
+	m.Rcode = dns.RcodeSuccess
+	m.Ns = nil
+	var ans []dns.RR
+	for _, rr := range m.Answer {
+		if t, ok := rr.(*dns.TXT); ok && spf.IsRecord(unescape(strings.Join(t.Txt, ""))) {
+			continue
+		}
+		ans = append(ans, rr)
+	}
+	var strs []string
+	for r := p.record; r != ""; {
+		n := min(len(r), maxString)
+		strs = append(strs, escapeTXT(r[:n]))
+		r = r[n:]
+	}
+	m.Answer = append(ans, &dns.TXT{
+		Hdr: dns.RR_Header{Name: dns.Fqdn(p.domain), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 3600},
+		Txt: strs,
+	})
+	return m, nil
+}
+
+// escapeTXT writes octets in the presentation form miekg/dns keeps TXT
+// strings in.
+func escapeTXT(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c > 0x7e:
+			b.WriteByte('\\')
+			b.WriteByte('0' + c/100)
+			b.WriteByte('0' + c/10%10)
+			b.WriteByte('0' + c%10)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
