@@ -138,7 +138,7 @@ func Lint(ctx context.Context, domain string, opts Options) (*Report, error) {
 		if !spf.IsRecord(opts.Record) {
 			return nil, fmt.Errorf(`lint: the record to check does not start with "v=spf1 "`)
 		}
-		opts.Resolver = &proposed{Resolver: opts.Resolver, domain: d, record: opts.Record}
+		opts.Resolver = &proposed{Resolver: opts.Resolver, records: map[string]string{d: opts.Record}}
 	}
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(opts.Timeout, timeout))
 	defer cancel()

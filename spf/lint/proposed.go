@@ -10,27 +10,29 @@ import (
 	"github.com/spfmilter/spfmilter/spf"
 )
 
-// proposed answers the domain's TXT questions with a record that is not
-// published yet, in place of the SPF records that are, so that the walk and
-// the engine both see it; everything else comes from DNS.
+// proposed answers the TXT questions for some names with records that are
+// not published yet, in place of the SPF records that are, so that the walk
+// and the engine both see them; everything else comes from DNS.
 type proposed struct {
 	Resolver
-	domain, record string
+	records map[string]string // by lower-case name without the trailing dot
 }
 
-func (p *proposed) is(name string) bool {
-	return strings.EqualFold(strings.TrimSuffix(name, "."), p.domain)
+func (p *proposed) lookup(name string) (string, bool) {
+	r, ok := p.records[strings.ToLower(strings.TrimSuffix(name, "."))]
+	return r, ok
 }
 
 func (p *proposed) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	txts, err := p.Resolver.LookupTXT(ctx, name)
-	if !p.is(name) {
+	record, ok := p.lookup(name)
+	if !ok {
 		return txts, err
 	}
 	if err != nil && !errors.Is(err, spf.ErrNotFound) {
 		return nil, err
 	}
-	out := []string{p.record}
+	out := []string{record}
 	for _, t := range txts {
 		if !spf.IsRecord(t) {
 			out = append(out, t)
@@ -43,7 +45,8 @@ func (p *proposed) LookupTXT(ctx context.Context, name string) ([]string, error)
 // the other TXT records, and the record cut into 255-byte strings.
 func (p *proposed) Exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	m, err := p.Resolver.Exchange(ctx, name, qtype)
-	if err != nil || qtype != dns.TypeTXT || !p.is(name) {
+	record, ok := p.lookup(name)
+	if err != nil || qtype != dns.TypeTXT || !ok {
 		return m, err
 	}
 	m = m.Copy()
@@ -57,13 +60,13 @@ func (p *proposed) Exchange(ctx context.Context, name string, qtype uint16) (*dn
 		ans = append(ans, rr)
 	}
 	var strs []string
-	for r := p.record; r != ""; {
+	for r := record; r != ""; {
 		n := min(len(r), maxString)
 		strs = append(strs, escapeTXT(r[:n]))
 		r = r[n:]
 	}
 	m.Answer = append(ans, &dns.TXT{
-		Hdr: dns.RR_Header{Name: dns.Fqdn(p.domain), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 3600},
+		Hdr: dns.RR_Header{Name: dns.Fqdn(strings.ToLower(name)), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 3600},
 		Txt: strs,
 	})
 	return m, nil
