@@ -538,6 +538,9 @@ func (w *walker) term(domain string, t *spf.Term, path []string, stack map[strin
 		}
 		if len(a) == 0 {
 			w.void(path, fmt.Sprintf("%s has no A record", target), 0, 1)
+		} else if t.Qualifier == spf.Pass {
+			// §5.7: a name without macros exists for every client alike.
+			w.add("pass-all", path, "", "%q passes every host: %s has an A record whoever asks", t.Text, target)
 		}
 	}
 }
