@@ -124,6 +124,7 @@ func TestToolUsage(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{
+		{"lint", "a.example", "--no-mail", "not a name", "--resolver", "127.0.0.1:1"},
 		{"flatten", "a.example", "--max-lookups", "11"},
 		{"flatten", "a.example", "--chunk-name", "_spf.a.example"},
 		{"flatten", "a.example", "--chunk-name", "spf %d.a.example", "--resolver", "127.0.0.1:1"},

@@ -134,6 +134,14 @@ func Lint(ctx context.Context, domain string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	noMail := make([]string, 0, len(opts.NoMail))
+	for _, n := range opts.NoMail {
+		nn, err := normalize(n)
+		if err != nil {
+			return nil, err
+		}
+		noMail = append(noMail, nn)
+	}
 	if opts.Record != "" {
 		if !spf.IsRecord(opts.Record) {
 			return nil, fmt.Errorf(`lint: the record to check does not start with "v=spf1 "`)
@@ -147,7 +155,7 @@ func Lint(ctx context.Context, domain string, opts Options) (*Report, error) {
 	w.rep.DNSTerms = w.terms
 	w.rep.VoidIPv4, w.rep.VoidIPv6 = w.voids[0], w.voids[1]
 	w.checkPTRNames(d)
-	w.checkNoMail(d, opts.NoMail)
+	w.checkNoMail(d, noMail)
 	w.evaluate(d, opts)
 	return w.rep, nil
 }
@@ -604,10 +612,6 @@ func (w *walker) checkNoMail(domain string, names []string) {
 		}
 	}
 	for _, n := range names {
-		n, err := normalize(n)
-		if err != nil {
-			continue
-		}
 		txts, err := w.res.LookupTXT(w.ctx, n)
 		if err != nil && !errors.Is(err, spf.ErrNotFound) {
 			w.add("dns-error", []string{n}, "", "TXT %s: %v", n, err)
