@@ -21,6 +21,8 @@ const (
 	roleRedirect
 )
 
+// walker is one walk of a record tree, in the order a client that matches
+// no term makes receivers evaluate it.
 type walker struct {
 	ctx context.Context
 	res Resolver
