@@ -211,6 +211,9 @@ func (f *flattener) record(name string, top bool, stack map[string]bool) ([]rule
 		if !top {
 			return nil, "", errOpaque
 		}
+		if err := f.movable(name, d); err != nil {
+			return nil, "", err
+		}
 		return append(rules, f.keep(name, "redirect="+d.Raw, 1, "its target depends on macros")), exp, nil
 	}
 	// §6.1: the target's result is the record's result, so its rules
@@ -220,6 +223,17 @@ func (f *flattener) record(name string, top bool, stack map[string]bool) ([]rule
 		return nil, "", err
 	}
 	return append(rules, more...), cmp.Or(exp, mexp), nil
+}
+
+// movable reports whether a term of where's record that is kept as
+// written means the same in the domain's record: %{d} is the domain of the
+// record being evaluated (RFC 7208 §7.3), which changes when a redirect
+// target's term moves up.
+func (f *flattener) movable(where string, d *spf.DomainSpec) error {
+	if where != f.domain && d != nil && strings.ContainsRune(d.Macros, 'd') {
+		return fmt.Errorf("%w: %s (of %s, reached by redirect) uses %%{d}, which would name %s once moved", ErrCannotFlatten, d.Raw, where, f.domain)
+	}
+	return nil
 }
 
 // keep returns a rule that publishes text as it is.
@@ -253,6 +267,9 @@ func (f *flattener) term(name string, t *spf.Term, top bool, stack map[string]bo
 		if t.Domain.Macros != "" {
 			if !top {
 				return nil, errOpaque
+			}
+			if err := f.movable(name, t.Domain); err != nil {
+				return nil, err
 			}
 			return []rule{f.keep(name, t.Text, 1, "its domain-spec depends on macros")}, nil
 		}

@@ -237,10 +237,12 @@ func TestFlattenRefuses(t *testing.T) {
 			"heavy.example":  {"v=spf1 include:e1.example include:e2.example -all"},
 			"e1.example":     {"v=spf1 exists:%{i}.a.example exists:%{i}.b.example -all"},
 			"e2.example":     {"v=spf1 exists:%{i}.c.example -all"},
+			"moved.example":  {"v=spf1 ip4:192.0.2.1 redirect=target.example"},
+			"target.example": {"v=spf1 exists:%{i}.%{d}.example -all"},
 		},
 	}
 	rc := serve(t, world)
-	for _, d := range []string{"broken.example", "loop.example", "missing.example"} {
+	for _, d := range []string{"broken.example", "loop.example", "missing.example", "moved.example"} {
 		if _, err := Flatten(context.Background(), d, FlattenOptions{Resolver: rc}); !errors.Is(err, ErrCannotFlatten) {
 			t.Errorf("%s: error %v, want ErrCannotFlatten", d, err)
 		}
