@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -18,8 +19,23 @@ func (c *Client) Exchange(ctx context.Context, name string, qtype uint16) (*dns.
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("resolver: %s %s: %w: %w", dns.TypeToString[qtype], name, ErrTimeout, err)
 	}
-	if err := checkName(normName(name)); err != nil {
-		return nil, fmt.Errorf("resolver: %s %q: %w", dns.TypeToString[qtype], name, err)
+	k := key{name: normName(name), qtype: qtype}
+	if !sendable(k.name) {
+		return nil, fmt.Errorf("resolver: %s %q: %w", dns.TypeToString[qtype], name, ErrBadName)
 	}
-	return c.exchange(dns.Fqdn(normName(name)), qtype)
+	return c.exchange(k.qname(), qtype)
+}
+
+// sendable reports whether a query can carry name: 1 to 253 octets in
+// labels of 1 to 63 (RFC 1035 §2.3.4).
+func sendable(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+	}
+	return true
 }
