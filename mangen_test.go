@@ -68,6 +68,29 @@ var manCommands = []manCmd{
 			{"timeout", "DURATION", "Give up after this long (default 5s)."},
 		},
 	},
+	{
+		name: "lint", synopsis: "`lint` _DOMAIN_ [`--resolver` _HOST:PORT_] [`--json`] [`--no-mail` _NAME_] [`--record` _TEXT_]",
+		what: "Walks DOMAIN's SPF record and every record it includes or redirects to, as receivers evaluate them for a client that matches no term (the worst case of the RFC 7208 §4.6.4 limits, with void lookups counted for IPv4 and IPv6 clients apart), runs the engine for one IPv4 and one IPv6 client the records do not list, and prints each finding with its severity (error, warning, info), a stable identifier, the path of terms that leads to it and one line of advice. The exit status is 1 when there is an error, 0 otherwise.",
+		flags: []manCommandFlag{
+			{"resolver", "HOST:PORT", "The DNS server to ask; repeat for several (default the nameservers of /etc/resolv.conf)."},
+			{"dns-timeout", "DURATION", "Wait at most this long for one DNS query to one server (default 2s)."},
+			{"json", "", "Print one JSON object instead of text."},
+			{"no-mail", "NAME", "A name that never sends mail: it should publish `v=spf1 -all`. Repeat for several."},
+			{"record", "TEXT", "Check TEXT as DOMAIN's record in place of the published one, before publishing it."},
+		},
+	},
+	{
+		name: "flatten", synopsis: "`flatten` _DOMAIN_ [`--resolver` _HOST:PORT_] [`--max-lookups` _N_] [`--expand-a`] [`--expand-mx`] [`--chunk-name` _FORMAT_]",
+		what: "Rewrites DOMAIN's SPF record tree as `ip4` and `ip6` ranges that give every address the result the tree gives it now, merged into the fewest CIDR prefixes, and prints the records to publish as zone-file lines, with the smallest TTL met and the warnings as comments. Terms that cannot be flattened (`exists`, `ptr`, macros) are kept as written. A flattened record goes stale when the providers behind the includes change their ranges. The exit status is 1 when the tree cannot be flattened.",
+		flags: []manCommandFlag{
+			{"resolver", "HOST:PORT", "The DNS server to ask; repeat for several (default the nameservers of /etc/resolv.conf)."},
+			{"dns-timeout", "DURATION", "Wait at most this long for one DNS query to one server (default 2s)."},
+			{"max-lookups", "N", "Allow the new record at most N DNS-causing terms, kept terms and chunk includes together (default 10)."},
+			{"expand-a", "", "Replace the domain's own `a` mechanisms by their addresses."},
+			{"expand-mx", "", "Replace the domain's own `mx` mechanisms by their addresses."},
+			{"chunk-name", "FORMAT", "Name the records the passing ranges move to when they do not fit in one 255-byte string: a format with one %d for their number, from 1 (default `_spf%d.DOMAIN`)."},
+		},
+	},
 	{name: "version", synopsis: "`version`", what: "Prints the version, the VCS revision and the Go version."},
 	{name: "help", synopsis: "`help` [_COMMAND_]", what: "Prints the usage; `help` _COMMAND_, like _COMMAND_ `--help`, prints a command's flags on standard output and exits 0. Flags take two dashes everywhere."},
 }
@@ -110,7 +133,7 @@ func manProgram() string {
 	manTagged(&b, "SIGTERM, SIGINT", "Stop accepting connections, finish the sessions in flight for at most `shutdown_timeout`, and exit.")
 	b.WriteString(".SH EXIT STATUS\n")
 	manTagged(&b, "0", "Success; for `check`, whatever the SPF results.")
-	manTagged(&b, "1", "A failure while running; every failure of `healthcheck`.")
+	manTagged(&b, "1", "A failure while running; every failure of `healthcheck`; for `lint`, a finding of severity error; for `flatten`, a tree that cannot be flattened.")
 	manTagged(&b, "2", "Bad arguments or configuration.")
 	b.WriteString(".SH FILES\n")
 	manTagged(&b, packagedConfig, "The configuration file the packaged service reads.")
