@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/spfmilter/spfmilter/internal/dnsname"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -54,7 +55,7 @@ func (p *proposed) Exchange(ctx context.Context, name string, qtype uint16) (*dn
 	m.Ns = nil
 	var ans []dns.RR
 	for _, rr := range m.Answer {
-		if t, ok := rr.(*dns.TXT); ok && spf.IsRecord(unescape(strings.Join(t.Txt, ""))) {
+		if t, ok := rr.(*dns.TXT); ok && spf.IsRecord(joinTXT(t.Txt)) {
 			continue
 		}
 		ans = append(ans, rr)
@@ -62,7 +63,7 @@ func (p *proposed) Exchange(ctx context.Context, name string, qtype uint16) (*dn
 	var strs []string
 	for r := record; r != ""; {
 		n := min(len(r), maxString)
-		strs = append(strs, escapeTXT(r[:n]))
+		strs = append(strs, dnsname.EscapeTXT(r[:n]))
 		r = r[n:]
 	}
 	m.Answer = append(ans, &dns.TXT{
@@ -70,26 +71,4 @@ func (p *proposed) Exchange(ctx context.Context, name string, qtype uint16) (*dn
 		Txt: strs,
 	})
 	return m, nil
-}
-
-// escapeTXT writes octets in the presentation form miekg/dns keeps TXT
-// strings in.
-func escapeTXT(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < 0x20 || c > 0x7e:
-			b.WriteByte('\\')
-			b.WriteByte('0' + c/100)
-			b.WriteByte('0' + c/10%10)
-			b.WriteByte('0' + c%10)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/spfmilter/spfmilter/internal/dnsname"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -30,7 +31,7 @@ func (w *walker) checkRaw(name string, path []string) {
 			if !ok {
 				continue
 			}
-			joined := unescape(strings.Join(t.Txt, ""))
+			joined := joinTXT(t.Txt)
 			if !spf.IsRecord(joined) {
 				continue
 			}
@@ -51,30 +52,12 @@ func (w *walker) checkRaw(name string, path []string) {
 	}
 }
 
-// unescape turns the presentation form miekg/dns gives TXT strings in
-// (\DDD and \X escapes) back into octets.
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
+// joinTXT is the octets of a TXT record's character-strings, given in
+// miekg/dns presentation form, joined as RFC 7208 §3.3 says.
+func joinTXT(strs []string) string {
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' || i+1 >= len(s) {
-			b.WriteByte(c)
-			continue
-		}
-		if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
-			if n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0'); n < 256 {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i+1])
-		i++
+	for _, t := range strs {
+		b.WriteString(dnsname.UnescapeTXT(t))
 	}
 	return b.String()
 }
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }

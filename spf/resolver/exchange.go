@@ -3,9 +3,10 @@ package resolver
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/spfmilter/spfmilter/internal/dnsname"
 )
 
 // Exchange asks the servers one question the way the lookups do (rotation
@@ -20,22 +21,8 @@ func (c *Client) Exchange(ctx context.Context, name string, qtype uint16) (*dns.
 		return nil, fmt.Errorf("resolver: %s %s: %w: %w", dns.TypeToString[qtype], name, ErrTimeout, err)
 	}
 	k := key{name: normName(name), qtype: qtype}
-	if !sendable(k.name) {
+	if !dnsname.Queryable(k.name) {
 		return nil, fmt.Errorf("resolver: %s %q: %w", dns.TypeToString[qtype], name, ErrBadName)
 	}
 	return c.exchange(k.qname(), qtype)
-}
-
-// sendable reports whether a query can carry name: 1 to 253 octets in
-// labels of 1 to 63 (RFC 1035 §2.3.4).
-func sendable(name string) bool {
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(name, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-	}
-	return true
 }
