@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,11 +93,21 @@ func startRescueMilter(t *testing.T, dnsAddr string) *milterProc {
 // flags are appended (e.g. --reject fail).
 func startMilter(t *testing.T, name, dnsAddr string, extra ...string) *milterProc {
 	t.Helper()
-	bin := milterBinary(t)
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p := startMilterOn(t, name, dnsAddr, "inet:"+addr, extra...)
+	return &milterProc{proc: p, Addr: addr, Port: port}
+}
+
+// startMilterOn is startMilter listening on listen, inet:HOST:PORT or
+// unix:PATH (a socket any local user may connect to, such as Postfix's
+// daemons).
+func startMilterOn(t *testing.T, name, dnsAddr, listen string, extra ...string) *proc {
+	t.Helper()
+	bin := milterBinary(t)
 	args := []string{
-		"--listen", "inet:" + addr,
+		"--listen", listen,
+		"--listen-mode", "0666",
 		"--resolver", dnsAddr,
 		"--authserv-id", authservID,
 		"--trusted-networks", "",
@@ -106,6 +117,10 @@ func startMilter(t *testing.T, name, dnsAddr string, extra ...string) *milterPro
 	}
 	args = append(args, extra...)
 	p := startProc(t, "spfmilter "+name, exec.Command(bin, args...), nil)
-	waitListening(t, p, addr, 30*time.Second)
-	return &milterProc{proc: p, Addr: addr, Port: port}
+	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
+		waitUnix(t, p, path, 30*time.Second)
+	} else {
+		waitListening(t, p, strings.TrimPrefix(listen, "inet:"), 30*time.Second)
+	}
+	return p
 }
