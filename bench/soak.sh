@@ -19,7 +19,8 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 bash bench/machine.sh
 if ! SPFMILTER_SOAK="$messages" go test -v -count=1 -timeout 4h -run '^TestPostfixSoak$' ./e2e/ >"$log" 2>&1; then
-	grep -v '^        time=' "$log"
+	# The failures and the summary, without the processes' logs.
+	grep -v -e '^        ' -e '^    proc_test.go' "$log"
 	exit 1
 fi
 sed -n '/^soak:/,/^lost /p' "$log"

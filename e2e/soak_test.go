@@ -344,9 +344,13 @@ func receivedSPFResult(h []headerField) string {
 // waitMilterRejects waits until Postfix's log holds, for every code in
 // want, as many milter-reject lines as the clients saw refusals, and
 // returns the counts it found. Postfix's log is written asynchronously.
+//
+// Only the stages from MAIL on count: while the milter cannot be reached,
+// Postfix also logs the tempfail at CONNECT and EHLO, but answers those
+// commands normally and refuses the session's MAIL FROM.
 func waitMilterRejects(t *testing.T, maillog string, want map[string]int, d time.Duration) map[string]int {
 	t.Helper()
-	re := regexp.MustCompile(`milter-reject: \S+ from \S+: (\d{3} \d\.\d{1,3}\.\d{1,3})`)
+	re := regexp.MustCompile(`milter-reject: (?:MAIL|RCPT|DATA|END-OF-MESSAGE) from \S+: (\d{3} \d\.\d{1,3}\.\d{1,3})`)
 	deadline := time.Now().Add(d)
 	for {
 		b, err := os.ReadFile(maillog)
