@@ -19,9 +19,14 @@ var build struct {
 }
 
 // milterBinary builds spfmilter from the repository root once per test run,
-// with the race detector when the tests have it.
+// with the race detector when the tests have it. SPFMILTER_E2E_BIN names a
+// binary to use instead, e.g. another build for a before/after comparison
+// in the load runs.
 func milterBinary(t *testing.T) string {
 	t.Helper()
+	if p := os.Getenv("SPFMILTER_E2E_BIN"); p != "" {
+		return p
+	}
 	build.once.Do(func() {
 		build.dir, build.err = os.MkdirTemp("", "spfmilter-e2e-bin-")
 		if build.err != nil {
