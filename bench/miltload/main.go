@@ -1,9 +1,10 @@
 // Command miltload is a load generator for the milter protocol. It starts
 // spfmilter (or talks to a milter already running) against a DNS server of
 // its own on loopback and runs full transactions through go-milter's client,
-// one connection per transaction as Postfix opens one per SMTP session:
-// negotiate, connect, HELO, MAIL, RCPT, header fields, end of header, a body
-// chunk and end of message.
+// by default one connection per transaction as Postfix opens one per SMTP
+// session with one message: negotiate, connect, HELO, MAIL, RCPT, header
+// fields, end of header, a body chunk and end of message. -per-conn sends
+// several messages on each connection.
 //
 //	go run ./bench/miltload -bin ./spfmilter
 //
@@ -74,6 +75,7 @@ type options struct {
 	d          time.Duration
 	idle       int
 	bodySize   int
+	perConn    int
 }
 
 func main() { os.Exit(run()) }
@@ -91,6 +93,7 @@ func run() int {
 	flag.DurationVar(&o.d, "d", 10*time.Second, "time per level at most")
 	flag.IntVar(&o.idle, "idle", 1000, "idle connections to hold open after the load (0 skips)")
 	flag.IntVar(&o.bodySize, "body", 2048, "body bytes per message")
+	flag.IntVar(&o.perConn, "per-conn", 1, "messages per connection (Postfix: one per SMTP session)")
 	flag.Parse()
 	for f := range strings.SplitSeq(levels, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(f))
@@ -100,8 +103,8 @@ func run() int {
 		}
 		o.levels = append(o.levels, c)
 	}
-	if o.n < 1 || o.d <= 0 || o.d > 10*time.Minute || o.idle < 0 || o.idle > 10000 || o.bodySize < 0 || o.bodySize > milter.MaxBodyChunk {
-		fmt.Fprintln(os.Stderr, "miltload: -n, -d (up to 10m), -idle (up to 10000) or -body out of range")
+	if o.n < 1 || o.d <= 0 || o.d > 10*time.Minute || o.idle < 0 || o.idle > 10000 || o.bodySize < 0 || o.bodySize > milter.MaxBodyChunk || o.perConn < 1 || o.perConn > 1000 {
+		fmt.Fprintln(os.Stderr, "miltload: -n, -d (up to 10m), -idle (up to 10000), -body or -per-conn (up to 1000) out of range")
 		return 2
 	}
 	if (o.bin == "") == (o.addr == "") {
@@ -136,8 +139,8 @@ func runLoad(o options) error {
 			return fmt.Errorf("-addr %q: want inet:HOST:PORT on loopback or unix:PATH", o.addr)
 		}
 	}
-	fmt.Printf("milter %s:%s, %d-byte body, each level bounded by %d transactions and %v, %s\n",
-		t.network, t.address, o.bodySize, o.n, o.d, machine())
+	fmt.Printf("milter %s:%s, %d-byte body, %d message(s) per connection, each level bounded by %d transactions and %v, %s\n",
+		t.network, t.address, o.bodySize, o.perConn, o.n, o.d, machine())
 
 	base := t.snapshot()
 	fmt.Printf("\nat start: RSS %s, goroutines %s\n\n", mib(base.rss), count(base.goroutines))
@@ -145,7 +148,7 @@ func runLoad(o options) error {
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var rates []float64
 	for _, c := range o.levels {
-		r := t.level(c, o.n, o.d, o.bodySize)
+		r := t.level(c, o.n, o.perConn, o.d, o.bodySize)
 		rates = append(rates, r.rate)
 		fmt.Printf("| %d | %d | %d | %.0f | %.2f | %.2f | %.2f | %s | %s | %s |\n",
 			c, r.done, r.errors, r.rate, ms(r.pct(0.50)), ms(r.pct(0.99)), ms(r.pct(1)),
@@ -297,7 +300,7 @@ func (r levelResult) pct(p float64) time.Duration {
 }
 
 // level runs up to n transactions on c connections at a time, for at most d.
-func (t *target) level(c, n int, d time.Duration, bodySize int) levelResult {
+func (t *target) level(c, n, perConn int, d time.Duration, bodySize int) levelResult {
 	body := []byte(strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.\r\n", bodySize/66+1)[:bodySize])
 	var (
 		claimed  atomic.Int64
@@ -319,16 +322,19 @@ func (t *target) level(c, n int, d time.Duration, bodySize int) levelResult {
 			var lat []time.Duration
 			errs := 0
 			var first error
-			for claimed.Add(1) <= int64(n) && time.Now().Before(deadline) {
-				t0 := time.Now()
-				if err := transaction(cl, body); err != nil {
+			for time.Now().Before(deadline) {
+				// Claim the messages of one connection.
+				end := claimed.Add(int64(perConn))
+				k := min(int64(perConn), int64(n)-(end-int64(perConn)))
+				if k <= 0 {
+					break
+				}
+				if err := session(cl, body, int(k), &lat); err != nil {
 					errs++
 					if first == nil {
 						first = err
 					}
-					continue
 				}
-				lat = append(lat, time.Since(t0))
 			}
 			mu.Lock()
 			res.lat = append(res.lat, lat...)
@@ -366,24 +372,17 @@ func (t *target) client(worker int) *milter.Client {
 	})
 }
 
-// transaction runs one message on a connection of its own, as Postfix does
-// for one message per SMTP session, and checks that the milter adds its
+// session runs k messages on a connection of its own (k = 1 is Postfix
+// with one message per SMTP session) and appends the time each took to lat;
+// the first also counts the connection's setup. Each must get the milter's
 // verdict (Received-SPF: pass).
-func transaction(cl *milter.Client, body []byte) error {
+func session(cl *milter.Client, body []byte, k int, lat *[]time.Duration) error {
+	t0 := time.Now()
 	s, err := cl.Session()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	want := func(what string, act *milter.Action, err error) error {
-		if err != nil {
-			return err
-		}
-		if act.Code != milter.ActContinue {
-			return fmt.Errorf("%s: action %q, want continue", what, act.Code)
-		}
-		return nil
-	}
 	if err := s.Macros(milter.CodeConn, "j", mtaHost, "{daemon_name}", "smtpd", "v", "Postfix 3.7"); err != nil {
 		return err
 	}
@@ -395,10 +394,32 @@ func transaction(cl *milter.Client, body []byte) error {
 	if err := want("HELO", act, err); err != nil {
 		return err
 	}
+	for range k {
+		if err := message(s, body); err != nil {
+			return err
+		}
+		*lat = append(*lat, time.Since(t0))
+		t0 = time.Now()
+	}
+	return nil
+}
+
+func want(what string, act *milter.Action, err error) error {
+	if err != nil {
+		return err
+	}
+	if act.Code != milter.ActContinue {
+		return fmt.Errorf("%s: action %q, want continue", what, act.Code)
+	}
+	return nil
+}
+
+// message runs one transaction, MAIL to end of message, on s.
+func message(s *milter.ClientSession, body []byte) error {
 	if err := s.Macros(milter.CodeMail, "{mail_addr}", sender[1:len(sender)-1]); err != nil {
 		return err
 	}
-	act, err = s.Mail(sender, nil)
+	act, err := s.Mail(sender, nil)
 	if err := want("MAIL", act, err); err != nil {
 		return err
 	}
