@@ -13,7 +13,9 @@
 # SPFMILTER_LOAD_MESSAGES (per run, default 1000), SPFMILTER_LOAD_SESSIONS
 # (20), SPFMILTER_LOAD_SIZE (2048 bytes), SPFMILTER_LOAD_ROUNDS (5) and
 # SPFMILTER_LOAD_SERIAL_MESSAGES (200). The milter is built without the race
-# detector.
+# detector. SPFMILTER_LOAD_BASELINE=/path/to/spfmilter adds another build
+# (over TCP and a unix socket) to the same rounds, for before/after figures
+# under the same machine load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SPFMILTER_LOAD=1

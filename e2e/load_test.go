@@ -33,8 +33,9 @@ const loadSubject = "spfmilter-load"
 // ratio to no milter and the milter's CPU time per message (from
 // /proc/PID/stat); then the time per message with sessions one at a time and
 // what each milter adds to it. It measures; it asserts only that every
-// message was accepted and delivered. bench/postfix-load.sh runs it; it is
-// skipped unless SPFMILTER_LOAD=1.
+// message was accepted and delivered. SPFMILTER_LOAD_BASELINE=PATH adds
+// another spfmilter build over TCP and a unix socket to the same rounds.
+// bench/postfix-load.sh runs it; it is skipped unless SPFMILTER_LOAD=1.
 func TestPostfixLoad(t *testing.T) {
 	if os.Getenv("SPFMILTER_LOAD") != "1" {
 		t.Skip("load run; set SPFMILTER_LOAD=1 (bench/postfix-load.sh does)")
@@ -67,6 +68,18 @@ func TestPostfixLoad(t *testing.T) {
 		{name: "pyspf-milter, TCP", pid: py.cmd.Process.Pid, header: "spf=pass"},
 	}
 	milters := []string{"", tcp.Addr, "unix:" + sock, pyAddr}
+	// Another build (an earlier one, say) runs in the same rounds, so that
+	// before and after see the same machine load.
+	if bin := os.Getenv("SPFMILTER_LOAD_BASELINE"); bin != "" {
+		baseAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		baseTCP := startMilterBinOn(t, bin, "baseline tcp", dns.Addr(), "inet:"+baseAddr, "--reject", "fail")
+		baseSock := filepath.Join(dir, "baseline.sock")
+		baseUnix := startMilterBinOn(t, bin, "baseline unix", dns.Addr(), "unix:"+baseSock, "--reject", "fail")
+		setups = append(setups,
+			loadSetup{name: "baseline spfmilter, TCP", pid: baseTCP.cmd.Process.Pid, header: "Received-SPF: pass"},
+			loadSetup{name: "baseline spfmilter, unix socket", pid: baseUnix.cmd.Process.Pid, header: "Received-SPF: pass"})
+		milters = append(milters, baseAddr, "unix:"+baseSock)
+	}
 	var listeners []postfixListener
 	for i := range setups {
 		setups[i].index = i
@@ -145,6 +158,10 @@ func TestPostfixLoad(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "\nspfmilter TCP / pyspf-milter: %.2f×; spfmilter unix / pyspf-milter: %.2f×\n",
 		median(rate[1])/median(rate[3]), median(rate[2])/median(rate[3]))
+	if len(setups) > 5 {
+		fmt.Fprintf(&b, "spfmilter TCP / baseline TCP: %.2f×; spfmilter unix / baseline unix: %.2f×\n",
+			median(rate[1])/median(rate[4]), median(rate[2])/median(rate[5]))
+	}
 	fmt.Fprintf(&b, "\nOne session at a time: %d messages per run, %d interleaved rounds (medians)\n\n", serial, rounds)
 	b.WriteString("| setup | ms/msg | added ms/msg |\n|---|---:|---:|\n")
 	for i, su := range setups {

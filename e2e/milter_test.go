@@ -109,7 +109,12 @@ func startMilter(t *testing.T, name, dnsAddr string, extra ...string) *milterPro
 // daemons).
 func startMilterOn(t *testing.T, name, dnsAddr, listen string, extra ...string) *proc {
 	t.Helper()
-	bin := milterBinary(t)
+	return startMilterBinOn(t, milterBinary(t), name, dnsAddr, listen, extra...)
+}
+
+// startMilterBinOn is startMilterOn running the spfmilter binary bin.
+func startMilterBinOn(t *testing.T, bin, name, dnsAddr, listen string, extra ...string) *proc {
+	t.Helper()
 	args := []string{
 		"--listen", listen,
 		"--listen-mode", "0666",
