@@ -19,11 +19,19 @@ type loadSetup struct {
 	addr   string // the smtpd listener
 	pid    int    // the milter's process, 0 for none
 	header string // what the milter adds to every message it passes
+	from   string // the envelope sender; "" is load@pass.example.test
+	file   string // smtp-source -F: a whole message instead of -l bytes
+	// loadOnly leaves the setup out of the one-session-at-a-time runs.
+	loadOnly bool
 }
 
 // loadSubject starts the subject of every load message; the setup's index
 // follows, so that the delivered messages can be told apart.
 const loadSubject = "spfmilter-load"
+
+// rescuedLoadID is the X-Test-ID of the signed message that dkim_rescue
+// rescues.
+const rescuedLoadID = "load-signed"
 
 // TestPostfixLoad compares Postfix without a milter, with spfmilter over TCP,
 // with spfmilter over a unix socket and with pyspf-milter (the Debian
@@ -33,7 +41,9 @@ const loadSubject = "spfmilter-load"
 // ratio to no milter and the milter's CPU time per message (from
 // /proc/PID/stat); then the time per message with sessions one at a time and
 // what each milter adds to it. It measures; it asserts only that every
-// message was accepted and delivered. SPFMILTER_LOAD_BASELINE=PATH adds
+// message was accepted and delivered. It also runs spfmilter with
+// --dkim-rescue mailfrom, 20 sessions only, for passing senders and for
+// failing senders rescued by a signature. SPFMILTER_LOAD_BASELINE=PATH adds
 // another spfmilter build over TCP and a unix socket to the same rounds.
 // bench/postfix-load.sh runs it; it is skipped unless SPFMILTER_LOAD=1.
 func TestPostfixLoad(t *testing.T) {
@@ -80,6 +90,23 @@ func TestPostfixLoad(t *testing.T) {
 			loadSetup{name: "baseline spfmilter, unix socket", pid: baseUnix.cmd.Process.Pid, header: "Received-SPF: pass"})
 		milters = append(milters, baseAddr, "unix:"+baseSock)
 	}
+	// dkim_rescue on (20 sessions only): passing senders (the body stage is
+	// negotiated and each chunk dropped), then failing senders whose
+	// signature of failDomain rescues every message (collected and
+	// verified). The signed message is about size bytes, with LF line ends
+	// (smtp-source -F adds CR).
+	rescue := startMilter(t, "rescue", dns.Addr(), "--reject", "fail", "--dkim-rescue", "mailfrom")
+	signedFile := filepath.Join(dir, "signed.eml")
+	m := message{ID: rescuedLoadID, From: "load@" + failDomain}
+	m.Raw = strings.Replace(m.data(), bodyMarker, strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", size/64)+bodyMarker, 1)
+	if err := os.WriteFile(signedFile, []byte(strings.ReplaceAll(signed(t, m), "\r\n", "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	setups = append(setups,
+		loadSetup{name: "spfmilter + dkim_rescue, TCP, pass", pid: rescue.cmd.Process.Pid, header: "Received-SPF: pass", loadOnly: true},
+		loadSetup{name: "spfmilter + dkim_rescue, TCP, fail rescued", pid: rescue.cmd.Process.Pid, header: "dkim-rescue=" + failDomain,
+			from: "load@" + failDomain, file: signedFile, loadOnly: true})
+	milters = append(milters, rescue.Addr, rescue.Addr)
 	var listeners []postfixListener
 	for i := range setups {
 		setups[i].index = i
@@ -97,10 +124,18 @@ func TestPostfixLoad(t *testing.T) {
 		host, port, _ := strings.Cut(su.addr, ":")
 		cpu0 := procCPU(t, su.pid)
 		start := time.Now()
-		out, err := runCmd(10*time.Minute, source,
-			"-s", strconv.Itoa(sessions), "-m", strconv.Itoa(n), "-l", strconv.Itoa(size),
-			"-f", "load@"+passDomain, "-t", rcptAddr, "-M", clientHELO, "-S", fmt.Sprintf("%s %s %d", loadSubject, what, su.index),
-			host+":"+port)
+		from := su.from
+		if from == "" {
+			from = "load@" + passDomain
+		}
+		args := []string{"-s", strconv.Itoa(sessions), "-m", strconv.Itoa(n),
+			"-f", from, "-t", rcptAddr, "-M", clientHELO}
+		if su.file != "" {
+			args = append(args, "-F", su.file)
+		} else {
+			args = append(args, "-l", strconv.Itoa(size), "-S", fmt.Sprintf("%s %s %d", loadSubject, what, su.index))
+		}
+		out, err := runCmd(10*time.Minute, source, append(args, host+":"+port)...)
 		elapsed := time.Since(start)
 		if err != nil {
 			t.Fatalf("%s: smtp-source: %v\n%s", su.name, err, out)
@@ -132,6 +167,9 @@ func TestPostfixLoad(t *testing.T) {
 		one := make([]float64, len(setups))
 		for k := range setups {
 			i := (r + k) % len(setups)
+			if setups[i].loadOnly {
+				continue
+			}
 			d, _ := run(setups[i], 1, serial, "serial")
 			one[i] = float64(d) / float64(time.Millisecond) / float64(serial)
 			perMsg[i] = append(perMsg[i], one[i])
@@ -158,13 +196,16 @@ func TestPostfixLoad(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "\nspfmilter TCP / pyspf-milter: %.2f×; spfmilter unix / pyspf-milter: %.2f×\n",
 		median(rate[1])/median(rate[3]), median(rate[2])/median(rate[3]))
-	if len(setups) > 5 {
+	if strings.HasPrefix(setups[4].name, "baseline") {
 		fmt.Fprintf(&b, "spfmilter TCP / baseline TCP: %.2f×; spfmilter unix / baseline unix: %.2f×\n",
 			median(rate[1])/median(rate[4]), median(rate[2])/median(rate[5]))
 	}
 	fmt.Fprintf(&b, "\nOne session at a time: %d messages per run, %d interleaved rounds (medians)\n\n", serial, rounds)
 	b.WriteString("| setup | ms/msg | added ms/msg |\n|---|---:|---:|\n")
 	for i, su := range setups {
+		if su.loadOnly {
+			continue
+		}
 		a := "–"
 		if i > 0 {
 			a = fmt.Sprintf("%.2f", median(added[i]))
@@ -192,6 +233,9 @@ func checkLoadMarked(t *testing.T, dir string, setups []loadSetup, n int) {
 		// smtp-sink stores lines ending in LF.
 		head, _, _ := strings.Cut(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n\n")
 		i := -1
+		if strings.Contains(head, "\nX-Test-ID: "+rescuedLoadID+"\n") {
+			i = slices.IndexFunc(setups, func(su loadSetup) bool { return su.file != "" })
+		}
 		for l := range strings.SplitSeq(head, "\n") {
 			if v, ok := strings.CutPrefix(l, "Subject: "+loadSubject+" "); ok {
 				f := strings.Fields(v)
