@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,9 +19,14 @@ var build struct {
 }
 
 // milterBinary builds spfmilter from the repository root once per test run,
-// with the race detector when the tests have it.
+// with the race detector when the tests have it. SPFMILTER_E2E_BIN names a
+// binary to use instead, e.g. another build for a before/after comparison
+// in the load runs.
 func milterBinary(t *testing.T) string {
 	t.Helper()
+	if p := os.Getenv("SPFMILTER_E2E_BIN"); p != "" {
+		return p
+	}
 	build.once.Do(func() {
 		build.dir, build.err = os.MkdirTemp("", "spfmilter-e2e-bin-")
 		if build.err != nil {
@@ -92,11 +98,26 @@ func startRescueMilter(t *testing.T, dnsAddr string) *milterProc {
 // flags are appended (e.g. --reject fail).
 func startMilter(t *testing.T, name, dnsAddr string, extra ...string) *milterProc {
 	t.Helper()
-	bin := milterBinary(t)
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p := startMilterOn(t, name, dnsAddr, "inet:"+addr, extra...)
+	return &milterProc{proc: p, Addr: addr, Port: port}
+}
+
+// startMilterOn is startMilter listening on listen, inet:HOST:PORT or
+// unix:PATH (a socket any local user may connect to, such as Postfix's
+// daemons).
+func startMilterOn(t *testing.T, name, dnsAddr, listen string, extra ...string) *proc {
+	t.Helper()
+	return startMilterBinOn(t, milterBinary(t), name, dnsAddr, listen, extra...)
+}
+
+// startMilterBinOn is startMilterOn running the spfmilter binary bin.
+func startMilterBinOn(t *testing.T, bin, name, dnsAddr, listen string, extra ...string) *proc {
+	t.Helper()
 	args := []string{
-		"--listen", "inet:" + addr,
+		"--listen", listen,
+		"--listen-mode", "0666",
 		"--resolver", dnsAddr,
 		"--authserv-id", authservID,
 		"--trusted-networks", "",
@@ -106,6 +127,10 @@ func startMilter(t *testing.T, name, dnsAddr string, extra ...string) *milterPro
 	}
 	args = append(args, extra...)
 	p := startProc(t, "spfmilter "+name, exec.Command(bin, args...), nil)
-	waitListening(t, p, addr, 30*time.Second)
-	return &milterProc{proc: p, Addr: addr, Port: port}
+	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
+		waitUnix(t, p, path, 30*time.Second)
+	} else {
+		waitListening(t, p, strings.TrimPrefix(listen, "inet:"), 30*time.Second)
+	}
+	return p
 }

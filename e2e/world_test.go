@@ -95,10 +95,16 @@ func testWorld() *spftest.Resolver {
 // concurrent test runs do not collide.
 func startDNS(t *testing.T) *spftest.Server {
 	t.Helper()
+	return startDNSWith(t, testWorld())
+}
+
+// startDNSWith is startDNS serving world, testWorld with additions.
+func startDNSWith(t *testing.T, world *spftest.Resolver) *spftest.Server {
+	t.Helper()
 	var lastErr error
 	for range 20 {
 		addr := fmt.Sprintf("127.53.%d.%d:53", 1+rand.IntN(254), 1+rand.IntN(254))
-		s, err := spftest.StartServerAt(addr, testWorld())
+		s, err := spftest.StartServerAt(addr, world)
 		if err == nil {
 			t.Cleanup(s.Close)
 			return s
