@@ -87,7 +87,7 @@ func TestPostfixRcptOptOut(t *testing.T) {
 	s := startSink(t, dir)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	startPostfix(t, dir, ns, s.Port, []postfixListener{{Addr: addr, Milter: m.Addr}})
-	testRcptOptOut(t, addr, s, optOut, func(f headerField) bool { return strings.Contains(f.Value, "by "+mtaHost+" (Postfix)") })
+	testRcptOptOut(t, addr, s, optOut, postfixOwn)
 	if out := m.out.String(); !strings.Contains(out, "rcpt=true") {
 		t.Errorf("the RCPT stage was not negotiated:\n%s", out)
 	}
@@ -165,11 +165,49 @@ func TestSendmailRcptOptOut(t *testing.T) {
 	port := freePort(t)
 	startSendmail(t, dir, ns, s.Port, []sendmailFilter{{Name: "spfoptout", Milter: m}},
 		[]sendmailDaemon{{Name: "MTA-optout", Family: "inet", Addr: "127.0.0.1", Port: port, Filter: "spfoptout"}})
-	testRcptOptOut(t, fmt.Sprintf("127.0.0.1:%d", port), s, optOut, func(f headerField) bool { return strings.Contains(f.Value, "by "+mtaHost+" (8.") })
+	testRcptOptOut(t, fmt.Sprintf("127.0.0.1:%d", port), s, optOut, sendmailOwn)
 	if out := m.out.String(); !strings.Contains(out, "rcpt=true") {
 		t.Errorf("the RCPT stage was not negotiated:\n%s", out)
 	}
 }
+
+// policyMTA starts the MTA under test, relaying to sinkPort, with one
+// listener on loopback per milter; it returns the listeners' addresses in
+// the milters' order.
+type policyMTA func(t *testing.T, dir string, ns *namespace, sinkPort int, milters ...*milterProc) []string
+
+func postfixPolicyMTA(t *testing.T, dir string, ns *namespace, sinkPort int, milters ...*milterProc) []string {
+	t.Helper()
+	var addrs []string
+	var ls []postfixListener
+	for _, m := range milters {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		ls = append(ls, postfixListener{Addr: addrs[len(addrs)-1], Milter: m.Addr})
+	}
+	startPostfix(t, dir, ns, sinkPort, ls)
+	return addrs
+}
+
+func sendmailPolicyMTA(t *testing.T, dir string, ns *namespace, sinkPort int, milters ...*milterProc) []string {
+	t.Helper()
+	var addrs []string
+	var fs []sendmailFilter
+	var ds []sendmailDaemon
+	for i, m := range milters {
+		port := freePort(t)
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
+		name := fmt.Sprintf("spfpolicy%d", i)
+		fs = append(fs, sendmailFilter{Name: name, Milter: m})
+		ds = append(ds, sendmailDaemon{Name: fmt.Sprintf("MTA-policy%d", i), Family: "inet", Addr: "127.0.0.1", Port: port, Filter: name})
+	}
+	startSendmail(t, dir, ns, sinkPort, fs, ds)
+	return addrs
+}
+
+// postfixOwn and sendmailOwn recognise the Received field the MTA under
+// test adds.
+func postfixOwn(f headerField) bool  { return strings.Contains(f.Value, "by "+mtaHost+" (Postfix)") }
+func sendmailOwn(f headerField) bool { return strings.Contains(f.Value, "by "+mtaHost+" (8.") }
 
 // A client that passes SPF for a listed forwarder gets a failing sender's
 // message delivered (marked fail); listing the failing sender's own domain
@@ -177,6 +215,18 @@ func TestSendmailRcptOptOut(t *testing.T) {
 func TestPostfixForwarder(t *testing.T) {
 	needRoot(t)
 	needProgram(t, "postfix")
+	testForwarder(t, "postfix", postfixOwn, postfixPolicyMTA)
+}
+
+// The same through Sendmail.
+func TestSendmailForwarder(t *testing.T) {
+	needRoot(t)
+	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"), "Sendmail")
+	testForwarder(t, "sendmail", sendmailOwn, sendmailPolicyMTA)
+}
+
+func testForwarder(t *testing.T, mta string, own func(headerField) bool, startMTA policyMTA) {
+	t.Helper()
 	needProgram(t, "smtp-sink")
 	dir := openRunDir(t)
 	dns := startDNS(t)
@@ -185,24 +235,23 @@ func TestPostfixForwarder(t *testing.T) {
 	fwd := startMilter(t, "forwarder", dns.Addr(), append(enforce, "--forwarder-domains", fwdDomain)...)
 	named := startMilter(t, "named", dns.Addr(), append(enforce, "--forwarder-domains", failDomain)...)
 	s := startSink(t, dir)
-	a1, a2 := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startPostfix(t, dir, ns, s.Port, []postfixListener{{Addr: a1, Milter: fwd.Addr}, {Addr: a2, Milter: named.Addr}})
+	addrs := startMTA(t, dir, ns, s.Port, fwd, named)
 
-	c := dialSMTP(t, a1, clientHELO)
-	id := uniqueID("postfix", "forwarder", 0)
+	c := dialSMTP(t, addrs[0], clientHELO)
+	id := uniqueID(mta, "forwarder", 0)
 	if err := c.send(t, message{ID: id, From: "bob@" + failDomain}); err != nil {
 		t.Fatalf("forwarded message refused: %d %s", err.Code, err.Msg)
 	}
 	c.quit()
 	got := s.wait(t, id, 60*time.Second)
-	checkHeaders(t, &mtaRun{Name: "postfix", OwnReceived: func(f headerField) bool { return strings.Contains(f.Value, "by "+mtaHost+" (Postfix)") }},
+	checkHeaders(t, &mtaRun{Name: mta, OwnReceived: own},
 		got.Header, clientHELO, spfWant{Result: "fail", ClientIP: "127.0.0.1", From: "bob@" + failDomain, Mailbox: "bob@" + failDomain, Mechanism: "-all"})
 	if out := fwd.out.String(); !strings.Contains(out, "reason=forwarder exempt=forwarder exempt_by="+fwdDomain) {
 		t.Errorf("milter log lacks the exemption:\n%s", out)
 	}
 
-	c = dialSMTP(t, a2, clientHELO)
-	err := c.send(t, message{ID: uniqueID("postfix", "forwarder", 1), From: "bob@" + failDomain})
+	c = dialSMTP(t, addrs[1], clientHELO)
+	err := c.send(t, message{ID: uniqueID(mta, "forwarder", 1), From: "bob@" + failDomain})
 	if err == nil || err.Code != 550 {
 		t.Errorf("a forwarder named but not passed: %v, want 550", err)
 	}
@@ -214,6 +263,18 @@ func TestPostfixForwarder(t *testing.T) {
 func TestPostfixShadowMetrics(t *testing.T) {
 	needRoot(t)
 	needProgram(t, "postfix")
+	testShadowMetrics(t, "postfix", postfixPolicyMTA)
+}
+
+// The same through Sendmail.
+func TestSendmailShadowMetrics(t *testing.T) {
+	needRoot(t)
+	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"), "Sendmail")
+	testShadowMetrics(t, "sendmail", sendmailPolicyMTA)
+}
+
+func testShadowMetrics(t *testing.T, mta string, startMTA policyMTA) {
+	t.Helper()
 	needProgram(t, "smtp-sink")
 	dir := openRunDir(t)
 	dns := startDNS(t)
@@ -221,11 +282,10 @@ func TestPostfixShadowMetrics(t *testing.T) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	m := startMilter(t, "shadow", dns.Addr(), "--http-listen", httpAddr, "--shadow.reject", "fail")
 	s := startSink(t, dir)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startPostfix(t, dir, ns, s.Port, []postfixListener{{Addr: addr, Milter: m.Addr}})
+	addrs := startMTA(t, dir, ns, s.Port, m)
 
-	c := dialSMTP(t, addr, clientHELO)
-	ids := []string{uniqueID("postfix", "shadow", 0), uniqueID("postfix", "shadow", 1)}
+	c := dialSMTP(t, addrs[0], clientHELO)
+	ids := []string{uniqueID(mta, "shadow", 0), uniqueID(mta, "shadow", 1)}
 	for i, from := range []string{"bob@" + failDomain, "alice@" + passDomain} {
 		if err := c.send(t, message{ID: ids[i], From: from}); err != nil {
 			t.Fatalf("MAIL FROM:<%s> refused under a shadow policy: %d %s", from, err.Code, err.Msg)
