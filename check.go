@@ -18,6 +18,7 @@ import (
 
 	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/headers"
+	"github.com/spfmilter/spfmilter/internal/config"
 	"github.com/spfmilter/spfmilter/milter"
 	"github.com/spfmilter/spfmilter/spf"
 	"github.com/spfmilter/spfmilter/spf/resolver"
@@ -86,7 +87,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fset.StringVar(&ca.message, "message", "", "a stored message `FILE` to decide as at end of message (dkim_rescue); - is standard input")
 	fset.BoolVar(&ca.json, "json", false, "print one JSON object")
 	fset.BoolVar(&ca.trace, "trace", false, "include the step-by-step evaluation")
-	cl := addConfigFlags(fset)
+	cl := config.AddFlags(fset)
 	if err := parseFlags(fset, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printCheckHelp(stdout, fset)
@@ -97,11 +98,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if fset.NArg() > 0 {
 		return fail(stderr, fmt.Errorf("unexpected argument %q (see --help)", fset.Arg(0)))
 	}
-	c, err := cl.load()
+	c, err := cl.Load()
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if cl.configCheck {
+	if cl.CheckOnly() {
 		// Only the settings are checked: no client to evaluate.
 		fmt.Fprintln(stdout, "spfmilter: configuration OK")
 		return exitOK
@@ -164,7 +165,7 @@ func readMessage(name string, limit int64) ([]byte, error) {
 func printCheckHelp(w io.Writer, fset *flag.FlagSet) {
 	own := flag.NewFlagSet("check", flag.ContinueOnError)
 	fset.VisitAll(func(f *flag.Flag) {
-		if _, ok := f.Value.(*settingFlag); !ok {
+		if _, ok := config.SettingFlag(f); !ok {
 			own.Var(f.Value, f.Name, f.Usage)
 		}
 	})
@@ -252,7 +253,7 @@ type checkReport struct {
 //
 // msg, when not nil, is the message: a Rescuable decision is then decided
 // as at end of message (milter.Config.Rescue).
-func evaluate(ctx context.Context, c *Config, r spf.Resolver, f milter.Facts, msg []byte) checkReport {
+func evaluate(ctx context.Context, c *config.Config, r spf.Resolver, f milter.Facts, msg []byte) checkReport {
 	mc := milterConfig(c, r, nil)
 	d := mc.Evaluate(ctx, f)
 	if msg != nil {

@@ -12,6 +12,8 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"github.com/spfmilter/spfmilter/spf/spftest"
+
+	"github.com/spfmilter/spfmilter/internal/config"
 )
 
 // testWorld is the DNS the check and serve tests run against.
@@ -423,9 +425,9 @@ func TestCheckHelp(t *testing.T) {
 	if !strings.Contains(out, "spfmilter serve --help") {
 		t.Errorf("help does not point to the settings:\n%s", out)
 	}
-	for _, s := range settings {
-		if strings.Contains(out, "\n  --"+s.flag()+" ") || strings.Contains(out, "\n  --"+s.flag()+"\n") {
-			t.Errorf("help lists the setting flag --%s", s.flag())
+	for _, s := range config.Settings() {
+		if strings.Contains(out, "\n  --"+s.Flag+" ") || strings.Contains(out, "\n  --"+s.Flag+"\n") {
+			t.Errorf("help lists the setting flag --%s", s.Flag)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/spfmilter/spfmilter/internal/config"
 )
 
 // configReference is the README's configuration reference, generated from
@@ -25,25 +27,25 @@ func configReference() string {
 	b.WriteString("their value until a restart.\n\n")
 	b.WriteString("| Key | Flag | Default | SIGHUP | Meaning |\n")
 	b.WriteString("|-----|------|---------|--------|---------|\n")
-	for _, s := range settings {
-		flag := "`--" + s.flag()
-		if s.arg != "" {
-			flag += " " + s.arg
+	for _, s := range config.Settings() {
+		flag := "`--" + s.Flag
+		if s.Arg != "" {
+			flag += " " + s.Arg
 		}
 		flag += "`"
-		def := s.defDoc
+		def := s.DefaultDoc
 		switch {
 		case def != "":
-		case s.def == "":
+		case s.Default == "":
 			def = "`\"\"`"
 		default:
-			def = "`" + s.def + "`"
+			def = "`" + s.Default + "`"
 		}
 		reload := "no"
-		if s.reload {
+		if s.Reloadable {
 			reload = "yes"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", s.key, flag, def, reload, strings.ReplaceAll(s.usage, "|", `\|`))
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", s.Key, flag, def, reload, strings.ReplaceAll(s.Usage, "|", `\|`))
 	}
 	return b.String()
 }

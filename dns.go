@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/spfmilter/spfmilter/internal/config"
 	"github.com/spfmilter/spfmilter/metrics"
 	"github.com/spfmilter/spfmilter/spf"
 	"github.com/spfmilter/spfmilter/spf/resolver"
@@ -31,7 +32,7 @@ const (
 )
 
 // resolverOptions are the resolver options of the DNS settings of c.
-func resolverOptions(c *Config) resolver.Options {
+func resolverOptions(c *config.Config) resolver.Options {
 	opts := resolver.Options{
 		Servers:    c.Resolvers, // empty: /etc/resolv.conf
 		Timeout:    c.DNSTimeout,
@@ -46,7 +47,7 @@ func resolverOptions(c *Config) resolver.Options {
 
 // newDNSClient builds the resolver and record cache for c; m, when not nil,
 // observes them.
-func newDNSClient(c *Config, m *metrics.Metrics) (*dnsClient, error) {
+func newDNSClient(c *config.Config, m *metrics.Metrics) (*dnsClient, error) {
 	opts := resolverOptions(c)
 	if m != nil {
 		opts.Observer = m
@@ -79,7 +80,7 @@ func newDNSClient(c *Config, m *metrics.Metrics) (*dnsClient, error) {
 
 // reconfigure returns d itself when c has the same DNS settings, else a new
 // client.
-func (d *dnsClient) reconfigure(c *Config, m *metrics.Metrics) (*dnsClient, error) {
+func (d *dnsClient) reconfigure(c *config.Config, m *metrics.Metrics) (*dnsClient, error) {
 	if slices.Equal(d.servers, c.Resolvers) && d.timeout == c.DNSTimeout && d.cacheSize == c.CacheSize &&
 		d.cacheMaxBytes == c.CacheMaxBytes {
 		return d, nil

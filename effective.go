@@ -2,126 +2,23 @@ package main
 
 import (
 	"cmp"
-	"fmt"
-	"io/fs"
-	"log/slog"
 	"path/filepath"
-	"reflect"
 	"strings"
-	"sync"
 
-	"github.com/spfmilter/spfmilter/milter"
+	"github.com/spfmilter/spfmilter/internal/config"
 	"github.com/spfmilter/spfmilter/spf/resolver"
 )
 
-// The effective settings, for the log: every setting's value in flag syntax,
-// at start, and the ones a reload changed. No setting holds a secret today;
-// one that does must be masked in settingValue.
-
-// settingValue is one setting's value in c, in flag syntax ("" when empty).
-// A shadow.* setting shows the value given, "" while unset.
-func settingValue(c *Config, s *setting) string {
-	if s.shadow {
-		for _, o := range c.Shadow {
-			if shadowPrefix+o.s.key == s.key {
-				return strings.Join(o.vals, ",")
-			}
-		}
-		return ""
-	}
-	i, ok := settingFields()[s.key]
-	if !ok {
-		return "?" // a setting without a field: TestEverySettingHasAField names it
-	}
-	return formatValue(reflect.ValueOf(c).Elem().Field(i))
-}
-
-// fieldNames are the Config fields whose names do not follow from their
-// setting's key.
-var fieldNames = map[string]string{"never_reject_recipients": "NeverReject"}
-
-// settingFields maps each setting's key to the index of the Config field it
-// fills: the field whose name is the key without underscores, ignoring case
-// (listen_mode is ListenMode, http_listen HTTPListen), or its plural
-// (resolver is Resolvers), or the one fieldNames gives. The shadow.*
-// settings all fill Config.Shadow. TestEverySettingHasAField checks that
-// every other setting finds exactly one field and every field a setting.
-var settingFields = sync.OnceValue(func() map[string]int {
-	t := reflect.TypeFor[Config]()
-	m := map[string]int{}
-	for _, s := range settings {
-		if s.shadow {
-			continue
-		}
-		name := strings.ReplaceAll(s.key, "_", "")
-		for i := range t.NumField() {
-			f := t.Field(i).Name
-			if strings.EqualFold(f, name) || strings.EqualFold(f, name+"s") || fieldNames[s.key] == f {
-				m[s.key] = i
-			}
-		}
-	}
-	return m
-})
-
-func formatValue(v reflect.Value) string {
-	switch x := v.Interface().(type) {
-	case fs.FileMode:
-		return fmt.Sprintf("%#o", uint32(x))
-	case slog.Level:
-		return strings.ToLower(x.String())
-	case actionRule:
-		r := string(x.Identity) + "." + string(x.Result)
-		if x.Cause != "" {
-			r += "." + string(x.Cause)
-		}
-		for word, a := range actionWords {
-			if a == x.Action {
-				return r + "=" + word
-			}
-		}
-		return r + "=" + string(x.Action)
-	case milter.Relay:
-		if x.By != "" {
-			return x.Prefix.String() + "=" + x.By
-		}
-		return x.Prefix.String()
-	}
-	if v.Kind() == reflect.Slice {
-		items := make([]string, v.Len())
-		for i := range items {
-			items[i] = formatValue(v.Index(i))
-		}
-		return strings.Join(items, ",")
-	}
-	return fmt.Sprint(v.Interface())
-}
-
-// settingChange is a setting whose value differs between two configurations.
-type settingChange struct {
-	s        *setting
-	old, new string
-}
-
-// changedSettings lists the settings whose values differ from old to c, in
-// the table's order.
-func changedSettings(old, c *Config) []settingChange {
-	var out []settingChange
-	for _, s := range settings {
-		if o, n := settingValue(old, s), settingValue(c, s); o != n {
-			out = append(out, settingChange{s: s, old: o, new: n})
-		}
-	}
-	return out
-}
+// The effective settings in the log: every setting's value at start, and the
+// ones a reload changed (config.Config.Value, config.Changed).
 
 // restartNeeded lists the keys that differ between old and c but are fixed
 // for the life of the process.
-func restartNeeded(old, c *Config) []string {
+func restartNeeded(old, c *config.Config) []string {
 	var keys []string
-	for _, ch := range changedSettings(old, c) {
-		if !ch.s.reload {
-			keys = append(keys, ch.s.key)
+	for _, ch := range config.Changed(old, c) {
+		if !ch.Reloadable {
+			keys = append(keys, ch.Key)
 		}
 	}
 	return keys
@@ -130,13 +27,13 @@ func restartNeeded(old, c *Config) []string {
 // configAttrs are the log attributes of c's effective settings: the config
 // file, then every setting. Where an empty value means "look it up", the
 // value looked up is shown: the servers asked and the host name.
-func configAttrs(file string, c *Config, servers []string) []any {
+func configAttrs(file string, c *config.Config, servers []string) []any {
 	attrs := []any{"config", configPath(file)}
 	host := cmp.Or(localHostName(), "unknown")
-	for _, s := range settings {
-		v := settingValue(c, s)
+	for _, s := range config.Settings() {
+		v := c.Value(s.Key)
 		if v == "" {
-			switch s.key {
+			switch s.Key {
 			case "resolver":
 				v = strings.Join(servers, ",") + " (from " + resolver.DefaultResolvConf + ")"
 			case "receiver":
@@ -145,17 +42,17 @@ func configAttrs(file string, c *Config, servers []string) []any {
 				v = "(the MTA's j macro, else " + host + ")"
 			}
 		}
-		attrs = append(attrs, s.key, v)
+		attrs = append(attrs, s.Key, v)
 	}
 	return attrs
 }
 
 // changeAttrs are the log attributes of a reload: the config file, how many
 // settings changed and, for each, "OLD → NEW".
-func changeAttrs(file string, changes []settingChange) []any {
+func changeAttrs(file string, changes []config.Change) []any {
 	attrs := []any{"config", configPath(file), "changed", len(changes)}
 	for _, ch := range changes {
-		attrs = append(attrs, ch.s.key, quoteEmpty(ch.old)+" → "+quoteEmpty(ch.new))
+		attrs = append(attrs, ch.Key, quoteEmpty(ch.Old)+" → "+quoteEmpty(ch.New))
 	}
 	return attrs
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/spfmilter/spfmilter/internal/config"
 )
 
 func TestHealthcheck(t *testing.T) {
@@ -75,9 +77,9 @@ func TestHealthcheckDefaultURL(t *testing.T) {
 	// The default must be /-/healthy on the default http_listen, which the
 	// container image's default command also uses.
 	var def string
-	for _, s := range settings {
-		if s.key == "http_listen" {
-			def = s.def
+	for _, s := range config.Settings() {
+		if s.Key == "http_listen" {
+			def = s.Default
 		}
 	}
 	if want := "http://" + def + "/-/healthy"; defaultHealthURL != want {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spfmilter/spfmilter/internal/config"
 	"github.com/spfmilter/spfmilter/spf/lint"
 	"github.com/spfmilter/spfmilter/spf/resolver"
 )
@@ -48,7 +49,7 @@ func (tf *toolFlags) register(fs *flag.FlagSet) {
 func (tf *toolFlags) client() (*resolver.Client, error) {
 	var servers []string
 	for _, v := range tf.resolvers {
-		s, err := parseResolver(v)
+		s, err := config.ParseResolver(v)
 		if err != nil {
 			return nil, fmt.Errorf("flag --resolver: %v", err)
 		}
@@ -66,7 +67,7 @@ type listFlag []string
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
 func (l *listFlag) Set(v string) error {
-	*l = append(*l, splitList(v)...)
+	*l = append(*l, config.SplitList(v)...)
 	return nil
 }
 

@@ -27,6 +27,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/spfmilter/spfmilter/internal/config"
 )
 
 // Exit statuses.
@@ -140,13 +142,24 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// parseFlags parses args into fs, with errors on one line.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return fmt.Errorf("%v (see --help)", flagError(err))
+	}
+	return err
+}
+
 // printFlags writes head and fs's flags, for --help.
 func printFlags(w io.Writer, fs *flag.FlagSet, head string) {
 	fmt.Fprintln(w, head)
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, usage := flag.UnquoteUsage(f)
-		if sf, ok := f.Value.(*settingFlag); ok {
-			arg = sf.s.arg // its usage carries the setting's default
+		if s, ok := config.SettingFlag(f); ok {
+			arg = s.Arg // its usage carries the setting's default
 		} else if f.DefValue != "" && f.DefValue != "false" {
 			usage += " (default " + f.DefValue + ")"
 		}

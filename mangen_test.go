@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/spfmilter/spfmilter/internal/config"
 )
 
 // The manual pages spfmilter(8) and spfmilter.yaml(5) are generated from the
@@ -119,14 +121,14 @@ func manProgram() string {
 	}
 	b.WriteString(".SH SETTINGS\n")
 	b.WriteString(manText("Each setting's flag; spfmilter.yaml(5) says more about each, with its default. List settings take a comma-separated list and may be repeated.") + "\n")
-	for _, s := range settings {
-		manFlag(&b, s.flag(), s.arg, s.usage+" Default: "+manDefault(s)+".")
+	for _, s := range config.Settings() {
+		manFlag(&b, s.Flag, s.Arg, s.Usage+" Default: "+manDefault(s)+".")
 	}
 	b.WriteString(".SH SIGNALS\n")
 	var restart []string
-	for _, s := range settings {
-		if !s.reload {
-			restart = append(restart, "`"+s.key+"`")
+	for _, s := range config.Settings() {
+		if !s.Reloadable {
+			restart = append(restart, "`"+s.Key+"`")
 		}
 	}
 	manTagged(&b, "SIGHUP", "Re-read the configuration file and re-apply the original flags; a bad file keeps the running configuration. These settings need a restart: "+strings.Join(restart, ", ")+".")
@@ -157,20 +159,20 @@ func manConfig() string {
 	b.WriteString(".PP\n")
 	b.WriteString(manText("SIGHUP (`systemctl reload spfmilter`) re-reads the file and re-applies the original flags; a file that does not load keeps the running configuration, logs one line naming the problem and counts a failure in the metric `spfmilter_config_reloads_total`. Replace the file in one step: write the new version to a temporary file in the same directory, check it with `--config.check`, and rename it over the old one. Settings marked \"restart\" below keep their value until the daemon restarts.") + "\n")
 	b.WriteString(".SH SETTINGS\n")
-	for _, s := range settings {
+	for _, s := range config.Settings() {
 		arg := ""
-		if s.arg != "" {
-			arg = " " + manText("_"+s.arg+"_")
+		if s.Arg != "" {
+			arg = " " + manText("_"+s.Arg+"_")
 		} else {
 			arg = " " + manText("`true`|`false`")
 		}
-		fmt.Fprintf(&b, ".TP\n%s:%s\n", manText("`"+s.key+"`"), arg)
-		b.WriteString(manText(s.usage) + "\n")
+		fmt.Fprintf(&b, ".TP\n%s:%s\n", manText("`"+s.Key+"`"), arg)
+		b.WriteString(manText(s.Usage) + "\n")
 		reload := "yes"
-		if !s.reload {
+		if !s.Reloadable {
 			reload = "restart"
 		}
-		fmt.Fprintf(&b, ".br\n%s\n", manText("Default: "+manDefault(s)+". Flag: `--"+s.flag()+"`. SIGHUP: "+reload+"."))
+		fmt.Fprintf(&b, ".br\n%s\n", manText("Default: "+manDefault(s)+". Flag: `--"+s.Flag+"`. SIGHUP: "+reload+"."))
 	}
 	b.WriteString(".SH EXAMPLES\n")
 	b.WriteString(manText("Headers only, on a unix socket that a chrooted Postfix reaches as `unix:/spfmilter/spfmilter.sock`, then rejecting `fail` once the logs look right:") + "\n")
@@ -210,14 +212,14 @@ func manExample(b *strings.Builder, text string) {
 }
 
 // manDefault is a setting's default as the pages print it.
-func manDefault(s *setting) string {
+func manDefault(s config.Setting) string {
 	switch {
-	case s.defDoc != "":
-		return s.defDoc
-	case s.def == "":
+	case s.DefaultDoc != "":
+		return s.DefaultDoc
+	case s.Default == "":
 		return "empty"
 	}
-	return "`" + s.def + "`"
+	return "`" + s.Default + "`"
 }
 
 // manText turns the README's inline markup into roff: `code` is bold,

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/spfmilter/spfmilter/internal/config"
 )
 
 // TestManPages keeps the committed manual pages in step with the settings
@@ -38,15 +40,15 @@ func manFlagName(name string) string { return manEscape("--"+name, true) }
 func TestManPagesCoverSettings(t *testing.T) {
 	pages := manPages()
 	cmd, cfg := pages["spfmilter.8"], pages["spfmilter.yaml.5"]
-	for _, s := range settings {
-		if !strings.Contains(cmd, `\fB`+manFlagName(s.flag())+`\fR`) {
-			t.Errorf("spfmilter.8 lacks --%s", s.flag())
+	for _, s := range config.Settings() {
+		if !strings.Contains(cmd, `\fB`+manFlagName(s.Flag)+`\fR`) {
+			t.Errorf("spfmilter.8 lacks --%s", s.Flag)
 		}
-		if !strings.Contains(cfg, ".TP\n"+manText("`"+s.key+"`")+":") {
-			t.Errorf("spfmilter.yaml.5 lacks the key %s", s.key)
+		if !strings.Contains(cfg, ".TP\n"+manText("`"+s.Key+"`")+":") {
+			t.Errorf("spfmilter.yaml.5 lacks the key %s", s.Key)
 		}
-		if s.def != "" && s.defDoc == "" && !strings.Contains(cfg, manText("`"+s.def+"`")) {
-			t.Errorf("spfmilter.yaml.5 lacks the default of %s, %q", s.key, s.def)
+		if s.Default != "" && s.DefaultDoc == "" && !strings.Contains(cfg, manText("`"+s.Default+"`")) {
+			t.Errorf("spfmilter.yaml.5 lacks the default of %s, %q", s.Key, s.Default)
 		}
 	}
 }

@@ -2,11 +2,11 @@ package main
 
 import (
 	"cmp"
-	"fmt"
+	"os"
 	"slices"
-	"strings"
 
 	"github.com/spfmilter/spfmilter/dkim"
+	"github.com/spfmilter/spfmilter/internal/config"
 	"github.com/spfmilter/spfmilter/milter"
 	"github.com/spfmilter/spfmilter/spf"
 )
@@ -15,7 +15,7 @@ import (
 // deferred for MAIL FROM when defer_temperror is on, and for HELO only when
 // HELO results are acted on at all (reject_helo is set): a HELO that is never
 // enforced must not hold mail back because its DNS is down.
-func policy(c *Config) milter.Policy {
+func policy(c *config.Config) milter.Policy {
 	p := milter.Policy{
 		MailFrom: map[spf.Result]milter.Action{},
 		HELO:     map[spf.Result]milter.Action{},
@@ -51,76 +51,12 @@ func policy(c *Config) milter.Policy {
 	return p
 }
 
-// actionRule is one entry of the actions setting.
-type actionRule struct {
-	Identity spf.Identity
-	Result   spf.Result
-	Cause    spf.Cause // only with permerror; "" for every permerror
-	Action   milter.Action
-}
-
-// actionWords are the actions setting's words for the milter's actions.
-var actionWords = map[string]milter.Action{
-	"reject":     milter.ActionReject,
-	"defer":      milter.ActionTempfail,
-	"quarantine": milter.ActionQuarantine,
-	"mark":       milter.ActionAccept,
-}
-
-// parseActionRule reads IDENTITY.RESULT[.CAUSE]=ACTION.
-func parseActionRule(v string) (actionRule, error) {
-	bad := func(why string) (actionRule, error) {
-		return actionRule{}, fmt.Errorf("bad action %q (%s)", v, why)
-	}
-	lhs, word, ok := strings.Cut(strings.ToLower(strings.TrimSpace(v)), "=")
-	if !ok {
-		return bad("want IDENTITY.RESULT[.CAUSE]=ACTION, e.g. mailfrom.fail=quarantine")
-	}
-	parts := strings.Split(strings.TrimSpace(lhs), ".")
-	if len(parts) < 2 || len(parts) > 3 {
-		return bad("want IDENTITY.RESULT[.CAUSE]=ACTION, e.g. mailfrom.fail=quarantine")
-	}
-	var r actionRule
-	switch id := spf.Identity(parts[0]); id {
-	case spf.IdentityHELO, spf.IdentityMailFrom:
-		r.Identity = id
-	default:
-		return bad("identity must be helo or mailfrom")
-	}
-	r.Result = spf.Result(parts[1])
-	switch {
-	case r.Result == spf.Pass:
-		return bad("pass is never acted on")
-	case !slices.Contains(spf.Results(), r.Result):
-		return bad("unknown result; want fail, softfail, neutral, none, temperror or permerror")
-	}
-	if len(parts) == 3 {
-		r.Cause = spf.Cause(parts[2])
-		switch {
-		case r.Result != spf.Permerror:
-			return bad("only permerror has causes")
-		case !slices.Contains(spf.Causes(), r.Cause):
-			return bad("unknown cause; want syntax, lookup_limit, void_lookup_limit, no_record, loop or multiple_records")
-		}
-	}
-	a, ok := actionWords[strings.TrimSpace(word)]
-	switch {
-	case !ok:
-		return bad("action must be reject, defer, quarantine or mark")
-	case r.Result == spf.Temperror && a == milter.ActionReject:
-		// RFC 7208 §8.6: a temperror is a transient failure.
-		return bad("temperror takes defer, quarantine or mark")
-	}
-	r.Action = a
-	return r, nil
-}
-
 // milterConfig is the milter's reloadable configuration for c, checking with
 // r and caching parsed records in records (nil: spf's shared cache). The
 // check command builds the same, so that it answers as the daemon.
-func milterConfig(c *Config, r spf.Resolver, records *spf.RecordCache) *milter.Config {
+func milterConfig(c *config.Config, r spf.Resolver, records *spf.RecordCache) *milter.Config {
 	mc := liveConfig(c, r, records)
-	if sc := shadowConfig(c); sc != nil {
+	if sc := config.ShadowConfig(c); sc != nil {
 		// The same checker: one engine, cache, limits and deadline.
 		sh := liveConfig(sc, r, records)
 		sh.Checker = mc.Checker
@@ -129,7 +65,7 @@ func milterConfig(c *Config, r spf.Resolver, records *spf.RecordCache) *milter.C
 	return mc
 }
 
-func liveConfig(c *Config, r spf.Resolver, records *spf.RecordCache) *milter.Config {
+func liveConfig(c *config.Config, r spf.Resolver, records *spf.RecordCache) *milter.Config {
 	host := localHostName()
 	return &milter.Config{
 		Checker: &spf.Checker{
@@ -171,3 +107,6 @@ func localHostName() string {
 	}
 	return h
 }
+
+// hostname is os.Hostname, replaceable in tests.
+var hostname = os.Hostname

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spfmilter/spfmilter/internal/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the README's config reference from the settings table")
@@ -57,14 +59,14 @@ func TestREADMEConfigReference(t *testing.T) {
 // key, flag and default must appear in the table.
 func TestConfigReferenceCoversEverySetting(t *testing.T) {
 	ref := configReference()
-	for _, s := range settings {
-		for _, want := range []string{"| `" + s.key + "` |", "`--" + s.flag()} {
+	for _, s := range config.Settings() {
+		for _, want := range []string{"| `" + s.Key + "` |", "`--" + s.Flag} {
 			if !strings.Contains(ref, want) {
 				t.Errorf("reference lacks %q", want)
 			}
 		}
-		if s.def != "" && !strings.Contains(ref, "`"+s.def+"`") {
-			t.Errorf("reference lacks the default of %s, %q", s.key, s.def)
+		if s.Default != "" && !strings.Contains(ref, "`"+s.Default+"`") {
+			t.Errorf("reference lacks the default of %s, %q", s.Key, s.Default)
 		}
 	}
 }

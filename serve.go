@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 
+	"github.com/spfmilter/spfmilter/internal/config"
 	"github.com/spfmilter/spfmilter/metrics"
 	"github.com/spfmilter/spfmilter/milter"
 )
@@ -28,7 +29,7 @@ import (
 // runServe is the serve command: it runs the milter until SIGTERM or SIGINT.
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
-	cl := addConfigFlags(fset)
+	cl := config.AddFlags(fset)
 	if err := parseFlags(fset, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printFlags(stdout, fset, "Usage: spfmilter [serve] [flags]\n\nFlags:")
@@ -39,11 +40,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if fset.NArg() > 0 {
 		return fail(stderr, fmt.Errorf("unexpected argument %q (see --help)", fset.Arg(0)))
 	}
-	cfg, err := cl.load()
+	cfg, err := cl.Load()
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if cl.configCheck {
+	if cl.CheckOnly() {
 		fmt.Fprintln(stdout, "spfmilter: configuration OK")
 		return exitOK
 	}
@@ -65,16 +66,16 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 
 // daemon is a running milter with its HTTP endpoints.
 type daemon struct {
-	cl      *cmdline
+	cl      *config.Source
 	log     *slog.Logger
 	level   *slog.LevelVar
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
 
 	mu   sync.Mutex // serializes reloads
-	cfg  *Config
+	cfg  *config.Config
 	dns  *dnsClient
-	boot *Config // the configuration at start, where the fixed settings come from
+	boot *config.Config // the configuration at start, where the fixed settings come from
 
 	srv       *milter.Server
 	http      *http.Server
@@ -86,7 +87,7 @@ type daemon struct {
 	httpAddr   net.Addr
 }
 
-func newDaemon(cl *cmdline, cfg *Config, logw io.Writer) *daemon {
+func newDaemon(cl *config.Source, cfg *config.Config, logw io.Writer) *daemon {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	reg := prometheus.NewRegistry()
@@ -120,7 +121,7 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.dns = dc
-	d.log.Info("configuration", configAttrs(d.cl.configFile, c, dc.asked())...)
+	d.log.Info("configuration", configAttrs(d.cl.File(), c, dc.asked())...)
 	ln, err := listen(c.Listen, c.ListenMode)
 	if err != nil {
 		return err
@@ -191,7 +192,7 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 
 // serverOptions are the milter server's options for c: its first
 // configuration and the settings fixed for the life of the server.
-func serverOptions(c *Config, dc *dnsClient, log *slog.Logger, m *metrics.Metrics) milter.Options {
+func serverOptions(c *config.Config, dc *dnsClient, log *slog.Logger, m *metrics.Metrics) milter.Options {
 	return milter.Options{
 		Config:         milterConfig(c, dc.resolver, dc.records),
 		Logger:         log,
@@ -229,7 +230,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 func (d *daemon) reload() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	c, err := d.cl.load()
+	c, err := d.cl.Load()
 	var dc *dnsClient
 	if err == nil {
 		dc, err = d.dns.reconfigure(c, d.metrics)
@@ -244,10 +245,10 @@ func (d *daemon) reload() error {
 	}
 	d.srv.SetConfig(milterConfig(c, dc.resolver, dc.records))
 	d.level.Set(c.LogLevel)
-	changes := changedSettings(d.cfg, c)
+	changes := config.Changed(d.cfg, c)
 	d.cfg, d.dns = c, dc
 	d.metrics.ObserveReload(true)
-	d.log.Info("config reloaded", changeAttrs(d.cl.configFile, changes)...)
+	d.log.Info("config reloaded", changeAttrs(d.cl.File(), changes)...)
 	return nil
 }
 
@@ -293,7 +294,7 @@ func (d *daemon) shutdown(sigs <-chan os.Signal) int {
 // listen opens the milter socket. A unix socket left over by a previous run
 // is removed first, unless something still answers on it; the socket then
 // gets mode.
-func listen(a listenAddr, mode fs.FileMode) (net.Listener, error) {
+func listen(a config.Listen, mode fs.FileMode) (net.Listener, error) {
 	if a.Network != "unix" {
 		// No TCP keep-alive (four system calls per connection): the
 		// milter's own timeouts end connections to a peer that went away.

@@ -22,6 +22,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spfmilter/spfmilter/internal/config"
 	"github.com/spfmilter/spfmilter/spf"
 	"github.com/spfmilter/spfmilter/spf/spftest"
 )
@@ -58,11 +59,11 @@ func (s *syncBuffer) String() string {
 func startDaemon(t *testing.T, args ...string) (*daemon, chan<- os.Signal, <-chan int, *syncBuffer) {
 	t.Helper()
 	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
-	cl := addConfigFlags(fset)
+	cl := config.AddFlags(fset)
 	if err := parseFlags(fset, args); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := cl.load()
+	cfg, err := cl.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +499,7 @@ func TestSecondSignalForcesShutdown(t *testing.T) {
 }
 
 func TestServerOptions(t *testing.T) {
-	c := defaults()
+	c := config.Defaults()
 	c.IdleTimeout, c.MaxConnections = 3*time.Minute, 17
 	c.PacketTimeout, c.SessionTimeout = 4*time.Second, 5*time.Hour
 	c.Reject = []spf.Result{spf.Fail}

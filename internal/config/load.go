@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -21,10 +21,10 @@ type configError struct {
 func (e *configError) Error() string { return e.where + ": " + e.err.Error() }
 func (e *configError) Unwrap() error { return e.err }
 
-// cmdline is a parsed command line: the config file it names and the setting
+// Source is a parsed command line: the config file it names and the setting
 // flags it gave. It is kept so that a reload re-applies the same flags over
 // the re-read file.
-type cmdline struct {
+type Source struct {
 	configFile  string
 	configCheck bool
 	flags       []*settingFlag
@@ -44,7 +44,7 @@ func (f *settingFlag) IsBoolFlag() bool { return f.s.boolean() }
 func (f *settingFlag) Set(v string) error {
 	if f.s.list {
 		// A repeated flag adds to the list; the first replaces the file's.
-		f.vals = append(f.vals, splitList(v)...)
+		f.vals = append(f.vals, SplitList(v)...)
 	} else {
 		f.vals = []string{v}
 	}
@@ -52,9 +52,10 @@ func (f *settingFlag) Set(v string) error {
 	return nil
 }
 
-// addConfigFlags registers --config, --config.check and one flag per setting.
-func addConfigFlags(fs *flag.FlagSet) *cmdline {
-	cl := &cmdline{}
+// AddFlags registers --config, --config.check and one flag per setting. The
+// Source is filled in when fs is parsed.
+func AddFlags(fs *flag.FlagSet) *Source {
+	cl := &Source{}
 	fs.StringVar(&cl.configFile, "config", "", "read settings from this YAML `FILE`; flags override it")
 	fs.BoolVar(&cl.configCheck, "config.check", false, "check the configuration and exit (status 0 or 2)")
 	for _, s := range settings {
@@ -74,21 +75,26 @@ func usageLine(s *setting) string {
 	return u + " (default " + d + ")"
 }
 
-// parseFlags parses args into fs, with errors on one line.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	err := fs.Parse(args)
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		return fmt.Errorf("%v (see --help)", flagError(err))
+// File is the config file the command line names, "" for none.
+func (cl *Source) File() string { return cl.configFile }
+
+// CheckOnly reports --config.check: check the configuration and exit.
+func (cl *Source) CheckOnly() bool { return cl.configCheck }
+
+// SettingFlag returns the setting a flag of AddFlags sets; ok is false for
+// --config, --config.check and any other flag.
+func SettingFlag(f *flag.Flag) (s Setting, ok bool) {
+	sf, ok := f.Value.(*settingFlag)
+	if !ok {
+		return Setting{}, false
 	}
-	return err
+	return sf.s.export(), true
 }
 
-// load builds the configuration: defaults, then the config file, then the
+// Load builds the configuration: defaults, then the config file, then the
 // flags. It reads the file anew on every call.
-func (cl *cmdline) load() (*Config, error) {
-	c := defaults()
+func (cl *Source) Load() (*Config, error) {
+	c := Defaults()
 	if cl.configFile != "" {
 		data, err := os.ReadFile(cl.configFile)
 		if err != nil {
@@ -200,7 +206,7 @@ func nodeValues(s *setting, v *yaml.Node) ([]string, error) {
 		return []string{""}, nil
 	case v.Kind == yaml.ScalarNode:
 		if s.list {
-			return splitList(v.Value), nil
+			return SplitList(v.Value), nil
 		}
 		return []string{v.Value}, nil
 	case v.Kind == yaml.SequenceNode && s.list:

@@ -1,4 +1,11 @@
-package main
+// Package config holds spfmilter's settings: the table of every setting
+// with its default, how a value is read from the YAML file and the flags,
+// and the effective values for the log.
+//
+// A Source is a parsed command line; Source.Load builds a Config from the
+// defaults, then the config file, then the flags, and is called again on a
+// reload.
+package config
 
 import (
 	"errors"
@@ -7,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,7 +27,7 @@ import (
 // Config is the daemon's whole configuration, after defaults, the config file
 // and the command-line flags have been applied, in that order.
 type Config struct {
-	Listen            listenAddr
+	Listen            Listen
 	ListenMode        fs.FileMode
 	HTTPListen        string // "" disables the HTTP listener
 	Resolvers         []string
@@ -39,13 +45,13 @@ type Config struct {
 	DeferTemperror    bool
 	DKIMRescue        milter.Rescue
 	DKIMMaxBytes      int64
-	Actions           []actionRule
+	Actions           []ActionRule
 	NeverReject       []string
 	ForwarderDomains  []string
 	AllowHELO         []string
 	TrustedRelays     []milter.Relay
 	// Shadow is the candidate policy: the shadow.* settings given, applied
-	// over this configuration's own policy settings (shadowConfig). nil:
+	// over this configuration's own policy settings (ShadowConfig). nil:
 	// no shadow policy.
 	Shadow          []shadowSetting
 	DryRun          bool
@@ -59,13 +65,13 @@ type Config struct {
 	LogLevel        slog.Level
 }
 
-// listenAddr is a Postfix-style milter address: inet:HOST:PORT or unix:PATH.
-type listenAddr struct {
+// Listen is a Postfix-style milter address: inet:HOST:PORT or unix:PATH.
+type Listen struct {
 	Network string // "tcp" or "unix"
 	Address string
 }
 
-func (l listenAddr) String() string {
+func (l Listen) String() string {
 	if l.Network == "unix" {
 		return "unix:" + l.Address
 	}
@@ -95,6 +101,35 @@ type setting struct {
 func (s *setting) flag() string { return strings.ReplaceAll(s.key, "_", "-") }
 
 func (s *setting) boolean() bool { return s.arg == "" }
+
+// Setting describes one setting, for --help, the generated README
+// reference and manual pages, and the log.
+type Setting struct {
+	Key        string // YAML key
+	Flag       string // flag name, without dashes: Key with '-' for '_'
+	Default    string // in flag syntax
+	DefaultDoc string // how the default reads in the docs, when Default alone would mislead
+	Arg        string // placeholder in usage; "" for booleans
+	Usage      string // Markdown
+	List       bool   // takes a list; the flag may be repeated
+	Reloadable bool   // takes effect on SIGHUP
+}
+
+func (s *setting) export() Setting {
+	return Setting{
+		Key: s.key, Flag: s.flag(), Default: s.def, DefaultDoc: s.defDoc, Arg: s.arg,
+		Usage: s.usage, List: s.list, Reloadable: s.reload,
+	}
+}
+
+// Settings lists every setting, in the table's order.
+func Settings() []Setting {
+	out := make([]Setting, len(settings))
+	for i, s := range settings {
+		out[i] = s.export()
+	}
+	return out
+}
 
 // rejectable are the results --reject and --reject-helo accept. temperror
 // has its own switch (defer_temperror) and pass is never rejected.
@@ -141,7 +176,7 @@ var settings = []*setting{
 		set: func(c *Config, vals []string) error {
 			c.Resolvers = nil
 			for _, v := range vals {
-				a, err := parseResolver(v)
+				a, err := ParseResolver(v)
 				if err != nil {
 					return err
 				}
@@ -277,7 +312,7 @@ var settings = []*setting{
 		usage: "Action per identity (`helo`, `mailfrom`) and result, over `reject`, `reject_helo` and `defer_temperror`: `reject`, `defer` (4xx), `quarantine` (held by the MTA: Postfix's hold queue, Sendmail's quarantine) or `mark` (headers only). A permerror can be narrowed by its cause: `syntax`, `lookup_limit`, `void_lookup_limit`, `no_record`, `loop`, `multiple_records` (e.g. `mailfrom.permerror.lookup_limit=mark`). temperror takes `defer`, `quarantine` or `mark`; pass takes nothing.",
 		list:  true, reload: true,
 		set: func(c *Config, vals []string) error {
-			c.Actions = []actionRule{}
+			c.Actions = []ActionRule{}
 			for _, v := range vals {
 				r, err := parseActionRule(v)
 				if err != nil {
@@ -444,9 +479,9 @@ func init() {
 	}
 }
 
-// shadowConfig is the shadow policy's configuration: c with the shadow
+// ShadowConfig is the shadow policy's configuration: c with the shadow
 // settings applied over its own; nil when there is none.
-func shadowConfig(c *Config) *Config {
+func ShadowConfig(c *Config) *Config {
 	if c.Shadow == nil {
 		return nil
 	}
@@ -469,8 +504,8 @@ func settingByKey(key string) *setting {
 	return nil
 }
 
-// defaults returns the configuration every setting's default gives.
-func defaults() *Config {
+// Defaults returns the configuration every setting's default gives.
+func Defaults() *Config {
 	c := &Config{}
 	for _, s := range settings {
 		if s.shadow {
@@ -485,14 +520,14 @@ func defaults() *Config {
 
 func splitDefault(s *setting) []string {
 	if s.list {
-		return splitList(s.def)
+		return SplitList(s.def)
 	}
 	return []string{s.def}
 }
 
-// splitList splits a comma-separated list, dropping empty items, so that ""
+// SplitList splits a comma-separated list, dropping empty items, so that ""
 // is the empty list.
-func splitList(v string) []string {
+func SplitList(v string) []string {
 	var out []string
 	for item := range strings.SplitSeq(v, ",") {
 		if item = strings.TrimSpace(item); item != "" {
@@ -597,22 +632,22 @@ func parseSize(v string) (int64, error) {
 // local:PATH or unix:PATH, which administrators copy from sendmail.mc. The
 // scheme is case-insensitive. An empty HOST in inet::PORT means every
 // address; Sendmail's form must name its host.
-func parseListen(v string) (listenAddr, error) {
+func parseListen(v string) (Listen, error) {
 	scheme, rest, _ := strings.Cut(v, ":")
 	switch strings.ToLower(scheme) {
 	case "unix", "local":
 		if rest == "" {
-			return listenAddr{}, fmt.Errorf("empty socket path in %q (want unix:PATH)", v)
+			return Listen{}, fmt.Errorf("empty socket path in %q (want unix:PATH)", v)
 		}
-		return listenAddr{Network: "unix", Address: rest}, nil
+		return Listen{Network: "unix", Address: rest}, nil
 	case "inet", "inet6":
 		addr, problem := inetAddr(strings.ToLower(scheme), rest)
 		if problem != "" {
-			return listenAddr{}, fmt.Errorf("bad address %q (%s)", v, problem)
+			return Listen{}, fmt.Errorf("bad address %q (%s)", v, problem)
 		}
-		return listenAddr{Network: "tcp", Address: addr}, nil
+		return Listen{Network: "tcp", Address: addr}, nil
 	}
-	return listenAddr{}, fmt.Errorf("unsupported scheme %q (want inet:HOST:PORT or unix:PATH)", v)
+	return Listen{}, fmt.Errorf("unsupported scheme %q (want inet:HOST:PORT or unix:PATH)", v)
 }
 
 // inetAddr turns what follows inet: or inet6: into HOST:PORT, or says what
@@ -660,9 +695,9 @@ func hostPortProblem(v string) string {
 	return ""
 }
 
-// parseResolver takes IP or IP:PORT ([IPv6]:PORT) and returns IP:PORT. A
+// ParseResolver takes IP or IP:PORT ([IPv6]:PORT) and returns IP:PORT. A
 // name is refused: the resolver would need a resolver.
-func parseResolver(v string) (string, error) {
+func ParseResolver(v string) (string, error) {
 	if a, err := netip.ParseAddr(v); err == nil {
 		return netip.AddrPortFrom(a, 53).String(), nil
 	}
@@ -723,5 +758,66 @@ func checkToken(v string) error {
 	return nil
 }
 
-// hostname is os.Hostname, replaceable in tests.
-var hostname = os.Hostname
+// ActionRule is one entry of the actions setting.
+type ActionRule struct {
+	Identity spf.Identity
+	Result   spf.Result
+	Cause    spf.Cause // only with permerror; "" for every permerror
+	Action   milter.Action
+}
+
+// actionWords are the actions setting's words for the milter's actions.
+var actionWords = map[string]milter.Action{
+	"reject":     milter.ActionReject,
+	"defer":      milter.ActionTempfail,
+	"quarantine": milter.ActionQuarantine,
+	"mark":       milter.ActionAccept,
+}
+
+// parseActionRule reads IDENTITY.RESULT[.CAUSE]=ACTION.
+func parseActionRule(v string) (ActionRule, error) {
+	bad := func(why string) (ActionRule, error) {
+		return ActionRule{}, fmt.Errorf("bad action %q (%s)", v, why)
+	}
+	lhs, word, ok := strings.Cut(strings.ToLower(strings.TrimSpace(v)), "=")
+	if !ok {
+		return bad("want IDENTITY.RESULT[.CAUSE]=ACTION, e.g. mailfrom.fail=quarantine")
+	}
+	parts := strings.Split(strings.TrimSpace(lhs), ".")
+	if len(parts) < 2 || len(parts) > 3 {
+		return bad("want IDENTITY.RESULT[.CAUSE]=ACTION, e.g. mailfrom.fail=quarantine")
+	}
+	var r ActionRule
+	switch id := spf.Identity(parts[0]); id {
+	case spf.IdentityHELO, spf.IdentityMailFrom:
+		r.Identity = id
+	default:
+		return bad("identity must be helo or mailfrom")
+	}
+	r.Result = spf.Result(parts[1])
+	switch {
+	case r.Result == spf.Pass:
+		return bad("pass is never acted on")
+	case !slices.Contains(spf.Results(), r.Result):
+		return bad("unknown result; want fail, softfail, neutral, none, temperror or permerror")
+	}
+	if len(parts) == 3 {
+		r.Cause = spf.Cause(parts[2])
+		switch {
+		case r.Result != spf.Permerror:
+			return bad("only permerror has causes")
+		case !slices.Contains(spf.Causes(), r.Cause):
+			return bad("unknown cause; want syntax, lookup_limit, void_lookup_limit, no_record, loop or multiple_records")
+		}
+	}
+	a, ok := actionWords[strings.TrimSpace(word)]
+	switch {
+	case !ok:
+		return bad("action must be reject, defer, quarantine or mark")
+	case r.Result == spf.Temperror && a == milter.ActionReject:
+		// RFC 7208 §8.6: a temperror is a transient failure.
+		return bad("temperror takes defer, quarantine or mark")
+	}
+	r.Action = a
+	return r, nil
+}
