@@ -34,24 +34,24 @@ const suiteDNSTimeout = time.Second
 // overWire checks cases through resolver.Client against the scenario's
 // zone on a loopback server. Each scenario gets its own server and client,
 // so nothing is cached across scenarios that reuse names.
-var overWire = suitePath{name: "wire", start: func(t *testing.T, world *spftest.Resolver) func(*testing.T, suiteCase, netip.Addr) spf.Outcome {
+var overWire = suitePath{name: "wire", start: func(t *testing.T, world *spftest.Resolver) func(*testing.T, spftest.SuiteCase, netip.Addr) spf.Outcome {
 	srv := spftest.NewServer(t, world)
 	rc, err := resolver.New(resolver.Options{Servers: []string{srv.Addr()}, Timeout: suiteDNSTimeout, Attempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &spf.Checker{Resolver: rc, Receiver: suiteReceiver}
-	return func(t *testing.T, tc suiteCase, ip netip.Addr) spf.Outcome {
+	return func(t *testing.T, tc spftest.SuiteCase, ip netip.Addr) spf.Outcome {
 		return c.CheckMailFrom(context.Background(), spf.Args{IP: ip, Sender: tc.MailFrom, HELO: tc.Helo, Trace: true})
 	}
 }}
 
 // viaCheck runs "spfmilter check --json" for every case, against the
 // scenario's zone on a loopback server, and reads the MAIL FROM verdict.
-var viaCheck = suitePath{name: "check", start: func(t *testing.T, world *spftest.Resolver) func(*testing.T, suiteCase, netip.Addr) spf.Outcome {
+var viaCheck = suitePath{name: "check", start: func(t *testing.T, world *spftest.Resolver) func(*testing.T, spftest.SuiteCase, netip.Addr) spf.Outcome {
 	bin := checkBinary(t)
 	srv := spftest.NewServer(t, world)
-	return func(t *testing.T, tc suiteCase, ip netip.Addr) spf.Outcome {
+	return func(t *testing.T, tc spftest.SuiteCase, ip netip.Addr) spf.Outcome {
 		args := []string{"check", "--json", "--trace",
 			"--ip", ip.String(), "--sender", tc.MailFrom, "--helo", tc.Helo,
 			"--resolver", srv.Addr(), "--dns-timeout", suiteDNSTimeout.String(),
