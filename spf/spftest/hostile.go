@@ -2,7 +2,6 @@ package spftest
 
 import (
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -22,58 +21,32 @@ type Answerer func(q dns.Question) (rcode int, answer []dns.RR, drop bool)
 // that they can be cached. Over UDP an answer that does not fit is truncated
 // (TC=1), so large records come over TCP, as from a real server.
 type FuncServer struct {
-	addr     string
-	udp, tcp *dns.Server
-	answer   Answerer
-	queries  atomic.Int64
-	dropped  atomic.Int64
+	addr    string
+	pair    dnsPair
+	answer  Answerer
+	queries atomic.Int64
+	dropped atomic.Int64
 }
 
 // NewFuncServer starts a FuncServer on 127.0.0.1 and stops it when the test
 // ends.
 func NewFuncServer(t testing.TB, answer Answerer) *FuncServer {
 	t.Helper()
-	var lastErr error
-	// The UDP port the system picks may be taken for TCP; try a few.
-	for range 10 {
-		s, err := startFuncServer(answer)
-		if err == nil {
-			t.Cleanup(s.Close)
-			return s
-		}
-		lastErr = err
-	}
-	t.Fatalf("spftest: start DNS server: %v", lastErr)
-	return nil
-}
-
-func startFuncServer(answer Answerer) (*FuncServer, error) {
-	pc, l, err := listenBoth("127.0.0.1:0")
+	pc, l, err := listenBoth("127.0.0.1:0", portTries)
 	if err != nil {
-		return nil, err
+		t.Fatalf("spftest: start DNS server: %v", err)
 	}
 	s := &FuncServer{addr: pc.LocalAddr().String(), answer: answer}
-	h := dns.HandlerFunc(s.serveDNS)
-	s.udp = &dns.Server{PacketConn: pc, Handler: h}
-	s.tcp = &dns.Server{Listener: l, Handler: h}
-	var started sync.WaitGroup
-	for _, srv := range []*dns.Server{s.udp, s.tcp} {
-		started.Add(1)
-		srv.NotifyStartedFunc = started.Done
-		go srv.ActivateAndServe() //nolint:errcheck // Close reports nothing useful either
-	}
-	started.Wait()
-	return s, nil
+	s.pair = serveBoth(pc, l, dns.HandlerFunc(s.serveDNS))
+	t.Cleanup(s.Close)
+	return s
 }
 
 // Addr is the server's "127.0.0.1:port".
 func (s *FuncServer) Addr() string { return s.addr }
 
 // Close stops the server.
-func (s *FuncServer) Close() {
-	s.udp.Shutdown() //nolint:errcheck
-	s.tcp.Shutdown() //nolint:errcheck
-}
+func (s *FuncServer) Close() { s.pair.close() }
 
 // Queries is the number of questions received (UDP and TCP, answered or
 // dropped). A UDP question retried over TCP after truncation counts twice.

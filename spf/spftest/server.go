@@ -61,8 +61,7 @@ type Query struct {
 type Server struct {
 	world *Resolver
 	addr  string
-	udp   *dns.Server
-	tcp   *dns.Server
+	pair  dnsPair
 
 	mu        sync.Mutex
 	ttl       uint32
@@ -110,16 +109,7 @@ func StartServerAt(addr string, world *Resolver) (*Server, error) {
 	if port == "0" {
 		tries = portTries
 	}
-	var (
-		pc net.PacketConn
-		l  net.Listener
-	)
-	for range tries {
-		pc, l, err = listenBoth(addr)
-		if err == nil {
-			break
-		}
-	}
+	pc, l, err := listenBoth(addr, tries)
 	if err != nil {
 		return nil, err
 	}
@@ -131,41 +121,58 @@ func StartServerAt(addr string, world *Resolver) (*Server, error) {
 		truncate:  map[string]bool{},
 		malformed: map[string]bool{},
 	}
-	h := dns.HandlerFunc(s.serveDNS)
-	s.udp = &dns.Server{PacketConn: pc, Handler: h}
-	s.tcp = &dns.Server{Listener: l, Handler: h}
+	s.pair = serveBoth(pc, l, dns.HandlerFunc(s.serveDNS))
+	return s, nil
+}
+
+// listenBoth listens on addr over UDP, then over TCP on the port UDP got.
+// With port 0 the UDP port the system picks may be taken for TCP, so it
+// makes up to tries attempts.
+func listenBoth(addr string, tries int) (pc net.PacketConn, l net.Listener, err error) {
+	for range tries {
+		pc, err = net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("spftest: listen udp %s: %w", addr, err)
+		}
+		l, err = net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, l, nil
+		}
+		pc.Close()
+		err = fmt.Errorf("spftest: listen tcp %s: %w", pc.LocalAddr(), err)
+	}
+	return nil, nil, err
+}
+
+// dnsPair is a UDP and a TCP server on one port.
+type dnsPair struct{ udp, tcp *dns.Server }
+
+// serveBoth serves h on pc (UDP) and l (TCP) and returns once both run.
+func serveBoth(pc net.PacketConn, l net.Listener, h dns.Handler) dnsPair {
+	p := dnsPair{
+		udp: &dns.Server{PacketConn: pc, Handler: h},
+		tcp: &dns.Server{Listener: l, Handler: h},
+	}
 	var started sync.WaitGroup
-	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+	for _, srv := range []*dns.Server{p.udp, p.tcp} {
 		started.Add(1)
 		srv.NotifyStartedFunc = started.Done
 		go srv.ActivateAndServe() //nolint:errcheck // Close reports nothing useful either
 	}
 	started.Wait()
-	return s, nil
+	return p
 }
 
-// listenBoth listens on addr over UDP, then over TCP on the port UDP got.
-func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("spftest: listen udp %s: %w", addr, err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return nil, nil, fmt.Errorf("spftest: listen tcp %s: %w", pc.LocalAddr(), err)
-	}
-	return pc, l, nil
+func (p dnsPair) close() {
+	p.udp.Shutdown() //nolint:errcheck
+	p.tcp.Shutdown() //nolint:errcheck
 }
 
 // Addr is the server's "127.0.0.1:port", for UDP and TCP alike.
 func (s *Server) Addr() string { return s.addr }
 
 // Close stops the server.
-func (s *Server) Close() {
-	s.udp.Shutdown() //nolint:errcheck
-	s.tcp.Shutdown() //nolint:errcheck
-}
+func (s *Server) Close() { s.pair.close() }
 
 // SetTTL sets the TTL of every answer record and of the SOA (TTL and minimum)
 // in negative answers.
