@@ -129,31 +129,40 @@ func labelSpecial(c byte) bool {
 // packed from it carries exactly the raw octets. Plain host names come back
 // unchanged, without allocating.
 func Escape(name string) string {
+	return escape(name, func(c byte) bool { return c != '.' && labelSpecial(c) })
+}
+
+// escape writes s in presentation form: "\DDD" for octets outside
+// printable ASCII, "\X" for the printable octets special picks. A string
+// with neither comes back unchanged, without allocating.
+func escape(s string, special func(byte) bool) string {
 	i := 0
-	for i < len(name) && name[i] > ' ' && name[i] <= '~' && (name[i] == '.' || !labelSpecial(name[i])) {
+	for i < len(s) && s[i] >= ' ' && s[i] <= '~' && !special(s[i]) {
 		i++
 	}
-	if i == len(name) {
-		return name
+	if i == len(s) {
+		return s
 	}
 	var b strings.Builder
-	b.Grow(len(name) + 8)
-	b.WriteString(name[:i])
-	for ; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c == '.':
-			b.WriteByte(c)
-		case c < ' ' || c > '~':
-			writeDDD(&b, c)
-		case labelSpecial(c):
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		default:
-			b.WriteByte(c)
-		}
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		writeEscaped(&b, s[i], special)
 	}
 	return b.String()
+}
+
+// writeEscaped writes one octet as escape does.
+func writeEscaped(b *strings.Builder, c byte, special func(byte) bool) {
+	switch {
+	case c < ' ' || c > '~':
+		writeDDD(b, c)
+	case special(c):
+		b.WriteByte('\\')
+		b.WriteByte(c)
+	default:
+		b.WriteByte(c)
+	}
 }
 
 func writeDDD(b *strings.Builder, c byte) {
@@ -264,15 +273,7 @@ func Canonical(name string) string {
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		switch {
-		case c < ' ' || c > '~':
-			writeDDD(&b, c)
-		case labelSpecial(c):
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		default:
-			b.WriteByte(c)
-		}
+		writeEscaped(&b, c, labelSpecial)
 	}
 	if labelLen > 0 {
 		b.WriteByte('.')
@@ -285,28 +286,7 @@ func Canonical(name string) string {
 // msg_helpers.go): "\"" and "\\" for quote and backslash, "\DDD" for octets
 // outside printable ASCII. Packing the result sends exactly the octets.
 func EscapeTXT(s string) string {
-	i := 0
-	for i < len(s) && s[i] >= ' ' && s[i] <= '~' && s[i] != '"' && s[i] != '\\' {
-		i++
-	}
-	if i == len(s) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s) + 8)
-	b.WriteString(s[:i])
-	for ; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < ' ' || c > '~':
-			writeDDD(&b, c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
+	return escape(s, func(c byte) bool { return c == '"' || c == '\\' })
 }
 
 // UnescapeTXT returns the octets of one TXT character-string given in
