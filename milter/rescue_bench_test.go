@@ -106,13 +106,7 @@ func BenchmarkPostfixSessionRescue(b *testing.B) {
 				}
 				c.Close()
 			}
-			run()
-			b.ReportAllocs()
-			cpu0 := cpuTime()
-			for b.Loop() {
-				run()
-			}
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			benchSessions(b, run)
 		})
 	}
 }

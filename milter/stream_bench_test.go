@@ -105,6 +105,13 @@ func BenchmarkPostfixSession(b *testing.B) {
 		// Wait for the milter to close its end after QUIT.
 		io.Copy(io.Discard, r) //nolint:errcheck // EOF is the point
 	}
+	benchSessions(b, run)
+}
+
+// benchSessions runs one session to warm up, then one per iteration, and
+// reports allocations and cpu-ns/op: the process's CPU time (milter and
+// client) per session.
+func benchSessions(b *testing.B, run func()) {
 	run()
 	b.ReportAllocs()
 	cpu0 := cpuTime()
