@@ -1,7 +1,6 @@
 package spftest
 
 import (
-	"net"
 	"sync/atomic"
 	"testing"
 
@@ -75,15 +74,7 @@ func (s *FuncServer) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if len(answer) == 0 || rcode == dns.RcodeNameError {
 		m.Ns = []dns.RR{soa(DefaultTTL)}
 	}
-	size := dns.MinMsgSize
-	if opt := req.IsEdns0(); opt != nil {
-		size = max(int(opt.UDPSize()), dns.MinMsgSize)
-		m.SetEdns0(opt.UDPSize(), false)
-	}
-	if _, ok := w.RemoteAddr().(*net.UDPAddr); ok {
-		m.Truncate(size)
-	}
-	w.WriteMsg(m) //nolint:errcheck
+	writeReply(w, req, m)
 }
 
 // TXT builds a TXT record for owner holding text (raw octets, sent exactly),

@@ -300,7 +300,7 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	if truncate && netw == "udp" {
 		m.Truncated = true
-		s.write(w, req, m)
+		writeReply(w, req, m)
 		return
 	}
 
@@ -321,7 +321,7 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 				m.Rcode = dns.RcodeServerFailure
 				m.Answer = nil
 			}
-			s.write(w, req, m)
+			writeReply(w, req, m)
 			return
 		}
 		seen[cur] = true
@@ -349,12 +349,12 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 			break
 		}
 	}
-	s.write(w, req, m)
+	writeReply(w, req, m)
 }
 
-// write sends m, with EDNS0 when the question had it, truncated to what the
-// client can take over UDP (512 bytes without EDNS0).
-func (s *Server) write(w dns.ResponseWriter, req, m *dns.Msg) {
+// writeReply sends m, with EDNS0 when the question had it, truncated to
+// what the client can take over UDP (512 bytes without EDNS0).
+func writeReply(w dns.ResponseWriter, req, m *dns.Msg) {
 	size := dns.MinMsgSize
 	if opt := req.IsEdns0(); opt != nil {
 		size = max(int(opt.UDPSize()), dns.MinMsgSize)
