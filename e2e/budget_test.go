@@ -112,12 +112,9 @@ func testBudget(t *testing.T, mta, markAddr, deferAddr string, sk *sink, mtaLog 
 }
 
 func TestPostfixTimeBudget(t *testing.T) {
-	needRoot(t)
-	needProgram(t, "postfix")
-	needProgram(t, "smtp-sink")
+	needPostfixSink(t)
 	dir := openRunDir(t)
-	dns := startDNS(t)
-	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	dns, ns := startDNSNamespace(t, dir)
 	mark, deferring := budgetMilters(t, dns.Addr())
 	sk := startSink(t, dir)
 	p1, p2 := freePort(t), freePort(t)
@@ -138,12 +135,10 @@ func TestPostfixTimeBudget(t *testing.T) {
 
 func TestSendmailTimeBudget(t *testing.T) {
 	needRoot(t)
-	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"),
-		"Sendmail (unpacked by .ci/install-deps into "+sendmailRoot()+")")
+	needSendmail(t)
 	needProgram(t, "smtp-sink")
 	dir := safeRunDir(t)
-	dns := startDNS(t)
-	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	dns, ns := startDNSNamespace(t, dir)
 	mark, deferring := budgetMilters(t, dns.Addr())
 	sk := startSink(t, openRunDir(t))
 	newTestCert(t, dir)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spfmilter/spfmilter/spf/spftest"
 )
 
 // namespace is a private view of /etc/hosts and /etc/resolv.conf plus a host
@@ -14,6 +16,14 @@ import (
 // loopback.
 type namespace struct {
 	hosts, resolv, hostname string
+}
+
+// startDNSNamespace starts the test DNS server (startDNS) and writes a
+// namespace into dir that resolves through it.
+func startDNSNamespace(t *testing.T, dir string) (*spftest.Server, *namespace) {
+	t.Helper()
+	dns := startDNS(t)
+	return dns, newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
 }
 
 // newNamespace writes the private files into dir. The hosts file names the

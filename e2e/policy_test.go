@@ -3,9 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/smtp"
 	"net/textproto"
 	"os"
 	"path/filepath"
@@ -19,29 +17,16 @@ import (
 // is accepted, marked, and held in Postfix's hold queue (SMFIR_QUARANTINE);
 // a passing one on the same connection is delivered.
 func TestPostfixQuarantine(t *testing.T) {
-	needRoot(t)
-	needProgram(t, "postfix")
-	needProgram(t, "smtp-sink")
+	needPostfixSink(t)
 	postcat := needProgram(t, "postcat")
 	dir := openRunDir(t)
-	dns := startDNS(t)
-	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	dns, ns := startDNSNamespace(t, dir)
 	m := startMilter(t, "quarantine", dns.Addr(), "--actions", "mailfrom.fail=quarantine", "--log-level", "debug")
 	s := startSink(t, dir)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	startPostfix(t, dir, ns, s.Port, []postfixListener{{Addr: addr, Milter: m.Addr}})
 
-	c := dialSMTP(t, addr, clientHELO)
-	held := uniqueID("postfix", "quarantine", 0)
-	passed := uniqueID("postfix", "quarantine", 1)
-	if err := c.send(t, message{ID: held, From: "bob@" + failDomain}); err != nil {
-		t.Fatalf("quarantined message refused: %d %s", err.Code, err.Msg)
-	}
-	if err := c.send(t, message{ID: passed, From: "alice@" + passDomain}); err != nil {
-		t.Fatalf("passing message refused: %d %s", err.Code, err.Msg)
-	}
-	c.quit()
-	s.wait(t, passed, 60*time.Second)
+	held := sendHeldAndPassing(t, "postfix", addr, s)
 
 	// The hold queue is a directory of queue files; postcat reads one.
 	hold := filepath.Join(dir, "spool", "hold")
@@ -70,17 +55,32 @@ func TestPostfixQuarantine(t *testing.T) {
 	}
 }
 
+// sendHeldAndPassing sends, on one connection to addr, a message whose MAIL
+// FROM fails (to be quarantined) and a passing one, waits for the passing
+// one at s and returns the ID of the other.
+func sendHeldAndPassing(t *testing.T, mta, addr string, s *sink) string {
+	t.Helper()
+	c := dialSMTP(t, addr, clientHELO)
+	held, passed := uniqueID(mta, "quarantine", 0), uniqueID(mta, "quarantine", 1)
+	if err := c.send(t, message{ID: held, From: "bob@" + failDomain}); err != nil {
+		t.Fatalf("quarantined message refused: %d %s", err.Code, err.Msg)
+	}
+	if err := c.send(t, message{ID: passed, From: "alice@" + passDomain}); err != nil {
+		t.Fatalf("passing message refused: %d %s", err.Code, err.Msg)
+	}
+	c.quit()
+	s.wait(t, passed, 60*time.Second)
+	return held
+}
+
 // With --reject fail and never_reject_recipients (postmaster@ by default,
 // plus one address), a failing sender is refused at RCPT TO for an ordinary
 // recipient while postmaster@ and the opted-out recipient of the same
 // message get it, marked; a passing sender reaches every recipient.
 func TestPostfixRcptOptOut(t *testing.T) {
-	needRoot(t)
-	needProgram(t, "postfix")
-	needProgram(t, "smtp-sink")
+	needPostfixSink(t)
 	dir := openRunDir(t)
-	dns := startDNS(t)
-	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	dns, ns := startDNSNamespace(t, dir)
 	optOut := "customer@dest.example.test"
 	m := startMilter(t, "optout", dns.Addr(), "--reject", "fail",
 		"--never-reject-recipients", "postmaster@", "--never-reject-recipients", optOut, "--log-level", "debug")
@@ -153,11 +153,10 @@ func envelopeRcpts(raw string) []string {
 // The same through Sendmail, which also reports RCPT TO to the milter.
 func TestSendmailRcptOptOut(t *testing.T) {
 	needRoot(t)
-	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"), "Sendmail")
+	needSendmail(t)
 	needProgram(t, "smtp-sink")
 	dir := openRunDir(t)
-	dns := startDNS(t)
-	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	dns, ns := startDNSNamespace(t, dir)
 	optOut := "customer@dest.example.test"
 	m := startMilter(t, "optout", dns.Addr(), "--reject", "fail",
 		"--never-reject-recipients", "postmaster@,"+optOut, "--log-level", "debug")
@@ -221,7 +220,7 @@ func TestPostfixForwarder(t *testing.T) {
 // The same through Sendmail.
 func TestSendmailForwarder(t *testing.T) {
 	needRoot(t)
-	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"), "Sendmail")
+	needSendmail(t)
 	testForwarder(t, "sendmail", sendmailOwn, sendmailPolicyMTA)
 }
 
@@ -229,8 +228,7 @@ func testForwarder(t *testing.T, mta string, own func(headerField) bool, startMT
 	t.Helper()
 	needProgram(t, "smtp-sink")
 	dir := openRunDir(t)
-	dns := startDNS(t)
-	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	dns, ns := startDNSNamespace(t, dir)
 	enforce := []string{"--reject", "fail", "--never-reject-recipients="}
 	fwd := startMilter(t, "forwarder", dns.Addr(), append(enforce, "--forwarder-domains", fwdDomain)...)
 	named := startMilter(t, "named", dns.Addr(), append(enforce, "--forwarder-domains", failDomain)...)
@@ -269,7 +267,7 @@ func TestPostfixShadowMetrics(t *testing.T) {
 // The same through Sendmail.
 func TestSendmailShadowMetrics(t *testing.T) {
 	needRoot(t)
-	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"), "Sendmail")
+	needSendmail(t)
 	testShadowMetrics(t, "sendmail", sendmailPolicyMTA)
 }
 
@@ -277,8 +275,7 @@ func testShadowMetrics(t *testing.T, mta string, startMTA policyMTA) {
 	t.Helper()
 	needProgram(t, "smtp-sink")
 	dir := openRunDir(t)
-	dns := startDNS(t)
-	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	dns, ns := startDNSNamespace(t, dir)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	m := startMilter(t, "shadow", dns.Addr(), "--http-listen", httpAddr, "--shadow.reject", "fail")
 	s := startSink(t, dir)
@@ -342,7 +339,7 @@ func TestPostfixTrustedRelay(t *testing.T) {
 func TestSendmailTrustedRelay(t *testing.T) {
 	needRoot(t)
 	needProgram(t, "postfix")
-	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"), "Sendmail")
+	needSendmail(t)
 	testTrustedRelay(t, func(t *testing.T, dir string, ns *namespace, sinkPort, mtaPort int, m *milterProc) {
 		startSendmail(t, dir, ns, sinkPort, []sendmailFilter{{Name: "spfrelay", Milter: m}},
 			[]sendmailDaemon{{Name: "MTA-relay", Family: "inet", Addr: "127.0.0.1", Port: mtaPort, Filter: "spfrelay"}})
@@ -402,54 +399,22 @@ func testTrustedRelay(t *testing.T, startMTA func(t *testing.T, dir string, ns *
 	}
 }
 
-// dialSMTPFrom is dialSMTP from a given loopback address.
-func dialSMTPFrom(t *testing.T, local, addr, helo string) *smtpConn {
-	t.Helper()
-	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
-	conn, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("dial %s from %s: %v", addr, local, err)
-	}
-	conn.SetDeadline(time.Now().Add(2 * time.Minute)) //nolint:errcheck
-	host, _, _ := net.SplitHostPort(addr)
-	c, err := smtp.NewClient(conn, host)
-	if err != nil {
-		conn.Close()
-		t.Fatalf("SMTP greeting from %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Hello(helo); err != nil {
-		t.Fatalf("EHLO %s: %v", helo, err)
-	}
-	return &smtpConn{c: c}
-}
-
 // Sendmail quarantines the message: its queue file becomes hf<id> (held,
 // never delivered) and keeps the reason on a q line; a passing message on
 // the same connection is delivered.
 func TestSendmailQuarantine(t *testing.T) {
 	needRoot(t)
-	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"), "Sendmail")
+	needSendmail(t)
 	needProgram(t, "smtp-sink")
 	dir := openRunDir(t)
-	dns := startDNS(t)
-	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	dns, ns := startDNSNamespace(t, dir)
 	m := startMilter(t, "quarantine", dns.Addr(), "--actions", "mailfrom.fail=quarantine", "--log-level", "debug")
 	s := startSink(t, dir)
 	port := freePort(t)
 	startSendmail(t, dir, ns, s.Port, []sendmailFilter{{Name: "spfhold", Milter: m}},
 		[]sendmailDaemon{{Name: "MTA-hold", Family: "inet", Addr: "127.0.0.1", Port: port, Filter: "spfhold"}})
 
-	c := dialSMTP(t, fmt.Sprintf("127.0.0.1:%d", port), clientHELO)
-	held, passed := uniqueID("sendmail", "quarantine", 0), uniqueID("sendmail", "quarantine", 1)
-	if err := c.send(t, message{ID: held, From: "bob@" + failDomain}); err != nil {
-		t.Fatalf("quarantined message refused: %d %s", err.Code, err.Msg)
-	}
-	if err := c.send(t, message{ID: passed, From: "alice@" + passDomain}); err != nil {
-		t.Fatalf("passing message refused: %d %s", err.Code, err.Msg)
-	}
-	c.quit()
-	s.wait(t, passed, 60*time.Second)
+	held := sendHeldAndPassing(t, "sendmail", fmt.Sprintf("127.0.0.1:%d", port), s)
 
 	queue := filepath.Join(dir, "mqueue")
 	var content string

@@ -22,6 +22,14 @@ func sendmailRoot() string {
 	return "/opt/spfmilter-ci/sendmail"
 }
 
+// needSendmail skips (fails under CI=true) when the unpacked Sendmail is
+// missing.
+func needSendmail(t testing.TB) {
+	t.Helper()
+	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"),
+		"Sendmail (unpacked by .ci/install-deps into "+sendmailRoot()+")")
+}
+
 // sendmailFilter is one milter of the test Sendmail.
 type sendmailFilter struct {
 	Name   string
@@ -184,12 +192,10 @@ func startSendmail(t *testing.T, dir string, ns *namespace, sinkPort int,
 func sendmailRun(t *testing.T) (*mtaRun, *namespace, string) {
 	t.Helper()
 	needRoot(t)
-	needFile(t, filepath.Join(sendmailRoot(), "usr/libexec/sendmail/sendmail"),
-		"Sendmail (unpacked by .ci/install-deps into "+sendmailRoot()+")")
+	needSendmail(t)
 	needProgram(t, "smtp-sink")
 	dir := safeRunDir(t)
-	dns := startDNS(t)
-	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	dns, ns := startDNSNamespace(t, dir)
 	mark, rej, dry := startMilters(t, dns.Addr())
 	resc := startRescueMilter(t, dns.Addr())
 	s := startSink(t, openRunDir(t))

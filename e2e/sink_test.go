@@ -178,9 +178,21 @@ type smtpConn struct {
 // dialSMTP connects to addr and says EHLO helo, all within 2 minutes.
 func dialSMTP(t *testing.T, addr, helo string) *smtpConn {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	return dialSMTPFrom(t, "", addr, helo)
+}
+
+// dialSMTPFrom is dialSMTP from a given loopback address ("" for any).
+func dialSMTPFrom(t *testing.T, local, addr, helo string) *smtpConn {
+	t.Helper()
+	d := net.Dialer{Timeout: 10 * time.Second}
+	from := ""
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+		from = " from " + local
+	}
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+		t.Fatalf("dial %s%s: %v", addr, from, err)
 	}
 	conn.SetDeadline(time.Now().Add(2 * time.Minute)) //nolint:errcheck
 	host, _, _ := net.SplitHostPort(addr)
