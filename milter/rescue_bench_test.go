@@ -1,11 +1,9 @@
 package milter
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rsa"
 	"encoding/binary"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -80,30 +78,13 @@ func BenchmarkPostfixSessionRescue(b *testing.B) {
 			cfg := rescueConfig(w, tc.mode)
 			h := start(b, Options{Config: cfg, IdleTimeout: time.Minute, MaxConnections: 100})
 			steps := rescueSteps(tc.from, tc.msg, cfg.rescueOn())
+			mailFrom := func(i int, code byte) {
+				if i == 1 && code != 'c' {
+					b.Fatalf("MAIL FROM answered %q", code)
+				}
+			}
 			run := func() {
-				c, err := net.Dial("tcp", h.addr)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for i, s := range steps {
-					if _, err := c.Write(s); err != nil {
-						b.Fatal(err)
-					}
-					for {
-						code, err := readAnswer(r)
-						if err != nil {
-							b.Fatalf("step %d: %v", i, err)
-						}
-						if i == 1 && code != 'c' {
-							b.Fatalf("MAIL FROM answered %q", code)
-						}
-						if code == 'O' || code == 'c' || code == 'y' {
-							break
-						}
-					}
-				}
+				c, _ := benchExchange(b, h.addr, steps, nil, mailFrom)
 				c.Close()
 			}
 			benchSessions(b, run)

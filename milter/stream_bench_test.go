@@ -79,33 +79,52 @@ func BenchmarkPostfixSession(b *testing.B) {
 	h := start(b, Options{Config: testConfig(world()), IdleTimeout: time.Minute, MaxConnections: 100})
 	steps, answered := postfixMessage(true)
 	run := func() {
-		c, err := net.Dial("tcp", h.addr)
-		if err != nil {
-			b.Fatal(err)
-		}
+		c, r := benchExchange(b, h.addr, steps, answered, nil)
 		defer c.Close()
-		r := bufio.NewReader(c)
-		for i, s := range steps {
-			if _, err := c.Write(s); err != nil {
-				b.Fatal(err)
-			}
-			if !answered[i] {
-				continue
-			}
-			for {
-				code, err := readAnswer(r)
-				if err != nil {
-					b.Fatalf("step %d: %v", i, err)
-				}
-				if code == 'O' || code == 'c' || code == 'y' || code == 'a' {
-					break
-				}
-			}
-		}
 		// Wait for the milter to close its end after QUIT.
 		io.Copy(io.Discard, r) //nolint:errcheck // EOF is the point
 	}
 	benchSessions(b, run)
+}
+
+// benchExchange opens a connection to addr and writes each step; for the
+// steps answered marks (every step when it is nil) it reads the answers up
+// to the step's last one (O, c, y or a), handing each to check when that is
+// not nil. The caller closes the connection.
+func benchExchange(b *testing.B, addr string, steps [][]byte, answered []bool, check func(step int, code byte)) (net.Conn, *bufio.Reader) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := false
+	defer func() {
+		if !done { // b.Fatal on the way
+			c.Close()
+		}
+	}()
+	r := bufio.NewReader(c)
+	for i, s := range steps {
+		if _, err := c.Write(s); err != nil {
+			b.Fatal(err)
+		}
+		if answered != nil && !answered[i] {
+			continue
+		}
+		for {
+			code, err := readAnswer(r)
+			if err != nil {
+				b.Fatalf("step %d: %v", i, err)
+			}
+			if check != nil {
+				check(i, code)
+			}
+			if code == 'O' || code == 'c' || code == 'y' || code == 'a' {
+				break
+			}
+		}
+	}
+	done = true
+	return c, r
 }
 
 // benchSessions runs one session to warm up, then one per iteration, and
