@@ -24,19 +24,13 @@ import (
 // rounds. It asserts only that every message was delivered. It is skipped
 // unless SPFMILTER_LOAD=1.
 func TestPostfixLatency(t *testing.T) {
-	if os.Getenv("SPFMILTER_LOAD") != "1" {
-		t.Skip("latency run; set SPFMILTER_LOAD=1")
-	}
-	needRoot(t)
-	source := needProgram(t, "smtp-source")
-	needProgram(t, "postfix")
+	source := needLoadRun(t, "latency run; set SPFMILTER_LOAD=1")
 	msgs := envInt(t, "SPFMILTER_LATENCY_MESSAGES", 100)
 	rounds := envInt(t, "SPFMILTER_LATENCY_ROUNDS", 5)
 	load := envInt(t, "SPFMILTER_LATENCY_LOAD", 1000)
 
 	dir := openRunDir(t)
-	dns := startDNS(t)
-	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	dns, ns := startDNSNamespace(t, dir)
 	type variant struct {
 		name, milter, addr string
 		pid                int

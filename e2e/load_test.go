@@ -47,12 +47,7 @@ const rescuedLoadID = "load-signed"
 // another spfmilter build over TCP and a unix socket to the same rounds.
 // bench/postfix-load.sh runs it; it is skipped unless SPFMILTER_LOAD=1.
 func TestPostfixLoad(t *testing.T) {
-	if os.Getenv("SPFMILTER_LOAD") != "1" {
-		t.Skip("load run; set SPFMILTER_LOAD=1 (bench/postfix-load.sh does)")
-	}
-	needRoot(t)
-	source := needProgram(t, "smtp-source")
-	needProgram(t, "postfix")
+	source := needLoadRun(t, "load run; set SPFMILTER_LOAD=1 (bench/postfix-load.sh does)")
 	pyspf := needProgram(t, "pyspf-milter")
 	msgs := envInt(t, "SPFMILTER_LOAD_MESSAGES", 1000)
 	sessions := envInt(t, "SPFMILTER_LOAD_SESSIONS", 20)
@@ -61,8 +56,7 @@ func TestPostfixLoad(t *testing.T) {
 	serial := envInt(t, "SPFMILTER_LOAD_SERIAL_MESSAGES", 200)
 
 	dir := openRunDir(t)
-	dns := startDNS(t)
-	ns := newNamespace(t, dir, strings.Split(dns.Addr(), ":")[0])
+	dns, ns := startDNSNamespace(t, dir)
 	// Both milters reject a failing MAIL FROM; the senders pass, so each
 	// message is checked and marked.
 	tcp := startMilter(t, "tcp", dns.Addr(), "--reject", "fail")
@@ -213,6 +207,19 @@ func TestPostfixLoad(t *testing.T) {
 		fmt.Fprintf(&b, "| %s | %.2f | %s |\n", su.name, median(perMsg[i]), a)
 	}
 	fmt.Print(b.String())
+}
+
+// needLoadRun skips with the given message unless SPFMILTER_LOAD=1; then it
+// needs root, Postfix and smtp-source, whose path it returns.
+func needLoadRun(t *testing.T, skip string) string {
+	t.Helper()
+	if os.Getenv("SPFMILTER_LOAD") != "1" {
+		t.Skip(skip)
+	}
+	needRoot(t)
+	source := needProgram(t, "smtp-source")
+	needProgram(t, "postfix")
+	return source
 }
 
 // checkLoadMarked checks that the sink holds n load messages, every one of
