@@ -3,6 +3,7 @@ package milter
 import (
 	"net"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,9 +25,11 @@ func quickAckOn(t *testing.T, c *net.TCPConn) int {
 	return v
 }
 
-// After each read the milter's socket is in quick-ACK mode, which the
-// kernel leaves by itself (here: the test switches it off).
-func TestQuickAckAfterRead(t *testing.T) {
+// A packet that gets no answer has its ACK pushed out before the milter
+// waits for the next one: the socket is in quick-ACK mode while it waits
+// (which the kernel leaves by itself; here the test switches it off). A
+// packet that gets an answer forces nothing: its ACK leaves with the answer.
+func TestQuickAckWhenUnanswered(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,20 +43,63 @@ func TestQuickAckAfterRead(t *testing.T) {
 	tc := nc.(*net.TCPConn)
 	c := NewServer(Options{}).newConn(tc)
 	defer c.Close()
-	for i := range 3 {
+	off := func() {
 		rc, _ := tc.SyscallConn()
 		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 0) }) //nolint:errcheck
 		if v := quickAckOn(t, tc); v != 0 {
-			t.Fatalf("read %d: TCP_QUICKACK %d before the read, want 0 (the test cannot tell)", i, v)
+			t.Fatalf("TCP_QUICKACK %d after switching it off (the test cannot tell)", v)
 		}
-		if _, err := client.Write(pkt('A')); err != nil {
+	}
+	// read hands the milter's next packet to a goroutine; its result
+	// arrives on the channel once the test has sent one.
+	read := func() chan error {
+		ch := make(chan error, 1)
+		go func() { _, err := c.Read(make([]byte, 5)); ch <- err }()
+		return ch
+	}
+	send := func(p []byte) {
+		if _, err := client.Write(p); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Read(make([]byte, 5)); err != nil {
+	}
+	send(pkt('A'))
+	if err := <-read(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		// The packet just read got no answer: waiting for the next one,
+		// the milter pushes its ACK out.
+		off()
+		acks := c.acks
+		ch := read()
+		deadline := time.Now().Add(10 * time.Second)
+		for quickAckOn(t, tc) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: TCP_QUICKACK still 0 while the milter waits after an unanswered packet", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		send(pkt('A'))
+		if err := <-ch; err != nil {
 			t.Fatal(err)
 		}
-		if v := quickAckOn(t, tc); v != 1 {
-			t.Errorf("read %d: TCP_QUICKACK %d after the read, want 1", i, v)
+		if c.acks != acks+1 {
+			t.Fatalf("round %d: %d forced ACKs, want %d", i, c.acks, acks+1)
+		}
+		// This one is answered: the answer leaves before the next read,
+		// and nothing is forced.
+		c.Write(pkt('c')) //nolint:errcheck
+		acks = c.acks
+		ch = read()
+		if _, err := readPacket(client); err != nil {
+			t.Fatal(err)
+		}
+		send(pkt('A'))
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+		if c.acks != acks {
+			t.Fatalf("round %d: %d forced ACKs after an answered packet, want %d", i, c.acks, acks)
 		}
 	}
 }

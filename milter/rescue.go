@@ -2,8 +2,10 @@ package milter
 
 import (
 	"context"
+	"time"
 
 	"github.com/spfmilter/spfmilter/dkim"
+	"github.com/spfmilter/spfmilter/internal/lazyctx"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -71,7 +73,7 @@ func (cfg *Config) Rescue(ctx context.Context, f Facts, d Decision, msg []byte) 
 	if !d.Rescuable {
 		return d
 	}
-	ctx, cancel := context.WithTimeout(ctx, stageBudget(cfg.Checker))
+	ctx, cancel := lazyctx.WithDeadline(ctx, time.Now().Add(stageBudget(cfg.Checker)))
 	defer cancel()
 	out := cfg.DKIM.Verify(ctx, msg)
 	d.DKIM = &out

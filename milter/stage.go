@@ -9,6 +9,7 @@ import (
 
 	"github.com/spfmilter/spfmilter/dkim"
 	"github.com/spfmilter/spfmilter/headers"
+	"github.com/spfmilter/spfmilter/internal/lazyctx"
 	"github.com/spfmilter/spfmilter/spf"
 )
 
@@ -114,7 +115,7 @@ func (cfg *Config) evaluate(ctx context.Context, f Facts, hc **heloCheck, obs Ob
 		d.Action = ActionAccept
 		return d
 	}
-	ctx, cancel := context.WithTimeout(ctx, stageBudget(cfg.Checker))
+	ctx, cancel := lazyctx.WithDeadline(ctx, time.Now().Add(stageBudget(cfg.Checker)))
 	defer cancel()
 
 	// RFC 7208 §2.3: the HELO identity first, then MAIL FROM (§2.4).

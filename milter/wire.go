@@ -16,6 +16,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"github.com/spfmilter/spfmilter/dkim"
+	"github.com/spfmilter/spfmilter/internal/lazyctx"
 )
 
 // Bounds on what an MTA (or anything that reaches the milter socket) may
@@ -89,14 +90,22 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return
 //     (Authentication-Results), and after each end of message an ABORT,
 //     which makes go-milter drop the fields it collects (it would keep every
 //     field of every message of the connection until an ABORT otherwise).
-//   - on Linux, sets TCP_QUICKACK after each read: Postfix leaves Nagle on
-//     and sends packets that get no reply, and a delayed ACK would stall its
-//     next write by ~40 ms.
+//   - on Linux, sets TCP_QUICKACK before it waits for more when what it
+//     read since its last answer is still unanswered: Postfix leaves Nagle
+//     on and sends packets that get no reply, and a delayed ACK would stall
+//     its next write by ~40 ms. Bytes that get an answer need nothing: the
+//     ACK leaves with the answer, and a forced one would be one more
+//     segment for both sides to process.
 type conn struct {
 	net.Conn
 	s     *Server
 	raw   syscall.RawConn // TCP only, for TCP_QUICKACK
+	rc    syscall.RawConn // for rawRead and rawWrite; nil uses Conn
 	start time.Time
+	// unanswered is set when a read returned bytes and cleared when an
+	// answer is written; acks counts the forced ACKs.
+	unanswered bool
+	acks       int
 
 	rp   *[]byte // pooled read buffer, nil once closed
 	rbuf []byte  // rbuf[r:w] is read and not yet framed
@@ -133,6 +142,13 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{Conn: nc, s: s, start: s.now()}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		c.raw, _ = tc.SyscallConn()
+		c.rc = c.raw
+	}
+	if uc, ok := nc.(*net.UnixConn); ok {
+		c.rc, _ = uc.SyscallConn()
+	}
+	if !haveRawIO {
+		c.rc = nil
 	}
 	c.rp = bufPool.Get().(*[]byte)
 	c.rbuf = *c.rp
@@ -441,10 +457,15 @@ func (c *conn) fill() error {
 	}
 	c.makeRoom()
 	c.armRead(now, partial)
-	n, err := c.Conn.Read(c.rbuf[c.w:])
-	if c.raw != nil {
+	if c.unanswered && c.raw != nil {
+		// Nothing went back since the last read, so its ACK is still
+		// delayed: the MTA's next write may be waiting for it.
 		quickAck(c.raw)
+		c.acks++
 	}
+	c.unanswered = false
+	n, err := c.read(c.rbuf[c.w:])
+	c.unanswered = n > 0
 	c.w += n
 	if err == nil {
 		return c.late(s.now())
@@ -570,55 +591,64 @@ func (c *conn) flush() error {
 			c.Conn.SetWriteDeadline(want) //nolint:errcheck // a failure shows in the write
 		}
 	}
-	_, err := c.Conn.Write(c.wbuf)
+	_, err := c.write(c.wbuf)
 	c.wbuf = c.wbuf[:0]
 	c.respStart = 0
+	c.unanswered = false
 	return err
 }
 
-// watchAfter is how long a check runs before the connection is watched for
-// the MTA going away: most checks end sooner (the cache, a fast resolver),
+// watchAfter is how long a check waits for the network before the
+// connection is watched for the MTA going away: most lookups end sooner,
 // and cost nothing more.
 const watchAfter = 50 * time.Millisecond
 
 // watch returns a context for a check that runs while the library waits:
 // it is cancelled when the MTA closes the connection (or parent is done).
 // The MTA sends nothing while it waits for our answer, so a read that
-// returns means it went away; bytes that arrive anyway are kept.
+// returns means it went away; bytes that arrive anyway are kept. Nothing is
+// armed unless the check waits for the network (see lazyctx): a check
+// answered from the cache costs no timer.
 func (c *conn) watch(parent context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(parent)
 	if c.rp == nil || len(c.cur) != 0 {
-		return ctx, cancel
+		return context.WithCancel(parent)
 	}
 	c.makeRoom()
 	var (
 		mu      sync.Mutex
 		stopped bool
+		t       *time.Timer
 		done    chan struct{} // non-nil once the watching read started
 	)
-	t := time.AfterFunc(watchAfter, func() {
+	ctx, cancel := lazyctx.New(parent, time.Time{}, func(cancel func()) {
 		mu.Lock()
+		defer mu.Unlock()
 		if stopped {
-			mu.Unlock()
 			return
 		}
-		done = make(chan struct{})
-		mu.Unlock()
-		defer close(done)
-		n, err := c.Conn.Read(c.rbuf[c.w:])
-		c.w += n
-		if err != nil && !isTimeoutErr(err) {
-			cancel()
-		}
+		t = time.AfterFunc(watchAfter, func() {
+			mu.Lock()
+			if stopped {
+				mu.Unlock()
+				return
+			}
+			done = make(chan struct{})
+			mu.Unlock()
+			defer close(done)
+			n, err := c.Conn.Read(c.rbuf[c.w:])
+			c.w += n
+			if err != nil && !isTimeoutErr(err) {
+				cancel()
+			}
+		})
 	})
 	return ctx, func() {
 		mu.Lock()
 		stopped = true
-		d := done
+		d, tm := done, t
 		mu.Unlock()
-		if d == nil {
-			t.Stop()
-		} else {
+		switch {
+		case d != nil:
 			select {
 			case <-d:
 			default:
@@ -626,9 +656,27 @@ func (c *conn) watch(parent context.Context) (context.Context, context.CancelFun
 				<-d
 				c.Conn.SetReadDeadline(c.rdl) //nolint:errcheck // a failure shows in the next read
 			}
+		case tm != nil:
+			tm.Stop()
 		}
 		cancel()
 	}
+}
+
+// read and write are the socket's, through rawRead and rawWrite where
+// they exist.
+func (c *conn) read(p []byte) (int, error) {
+	if c.rc != nil {
+		return rawRead(c.rc, p)
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *conn) write(p []byte) (int, error) {
+	if c.rc != nil {
+		return rawWrite(c.rc, p)
+	}
+	return c.Conn.Write(p)
 }
 
 // Close closes the socket, gives the buffer back and unregisters the

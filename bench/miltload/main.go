@@ -14,6 +14,8 @@
 // memory and goroutines, and checks that both settle back once the clients
 // are gone. Every level is bounded by -n transactions and -d time. Traffic
 // stays on loopback.
+//go:build linux
+
 package main
 
 import (
@@ -38,6 +40,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-milter"
+	"golang.org/x/sys/unix"
 
 	"github.com/spfmilter/spfmilter/spf/spftest"
 )
@@ -76,6 +79,7 @@ type options struct {
 	idle       int
 	bodySize   int
 	perConn    int
+	mta        string
 }
 
 func main() { os.Exit(run()) }
@@ -94,6 +98,7 @@ func run() int {
 	flag.IntVar(&o.idle, "idle", 1000, "idle connections to hold open after the load (0 skips)")
 	flag.IntVar(&o.bodySize, "body", 2048, "body bytes per message")
 	flag.IntVar(&o.perConn, "per-conn", 1, "messages per connection (Postfix: one per SMTP session)")
+	flag.StringVar(&o.mta, "mta", "postfix", "how the client talks: postfix (offers what Postfix offers, batches what needs no answer) or plain (go-milter's client as it is: every step, every answer)")
 	flag.Parse()
 	for f := range strings.SplitSeq(levels, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(f))
@@ -105,6 +110,10 @@ func run() int {
 	}
 	if o.n < 1 || o.d <= 0 || o.d > 10*time.Minute || o.idle < 0 || o.idle > 10000 || o.bodySize < 0 || o.bodySize > milter.MaxBodyChunk || o.perConn < 1 || o.perConn > 1000 {
 		fmt.Fprintln(os.Stderr, "miltload: -n, -d (up to 10m), -idle (up to 10000), -body or -per-conn (up to 1000) out of range")
+		return 2
+	}
+	if o.mta != "postfix" && o.mta != "plain" {
+		fmt.Fprintln(os.Stderr, "miltload: -mta is postfix or plain")
 		return 2
 	}
 	if (o.bin == "") == (o.addr == "") {
@@ -121,12 +130,13 @@ func run() int {
 // target is the milter under load.
 type target struct {
 	network, address string
+	mta              string // "postfix" or "plain"
 	pid              int
 	metricsURL       string
 }
 
 func runLoad(o options) error {
-	t := target{pid: o.pid, metricsURL: o.metricsURL}
+	t := target{pid: o.pid, metricsURL: o.metricsURL, mta: o.mta}
 	if o.bin != "" {
 		stop, err := startMilter(o, &t)
 		if err != nil {
@@ -139,8 +149,8 @@ func runLoad(o options) error {
 			return fmt.Errorf("-addr %q: want inet:HOST:PORT on loopback or unix:PATH", o.addr)
 		}
 	}
-	fmt.Printf("milter %s:%s, %d-byte body, %d message(s) per connection, each level bounded by %d transactions and %v, %s\n",
-		t.network, t.address, o.bodySize, o.perConn, o.n, o.d, machine())
+	fmt.Printf("milter %s:%s, client talking as %s, %d-byte body, %d message(s) per connection, each level bounded by %d transactions and %v, %s\n",
+		t.network, t.address, o.mta, o.bodySize, o.perConn, o.n, o.d, machine())
 
 	base := t.snapshot()
 	fmt.Printf("\nat start: RSS %s, goroutines %s\n\n", mib(base.rss), count(base.goroutines))
@@ -358,19 +368,128 @@ func (t *target) level(c, n, perConn int, d time.Duration, bodySize int) levelRe
 }
 
 // client dials from one of several loopback source addresses, so that a
-// long run does not run out of source ports.
+// long run does not run out of source ports. With -mta postfix (the
+// default) the connection behaves as Postfix's does: see mtaConn.
 func (t *target) client(worker int) *milter.Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	var dialer milter.Dialer = &net.Dialer{Timeout: 10 * time.Second}
 	if t.network == "tcp" {
-		dialer.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+worker/250%250), byte(1+worker%250))}
+		d := dialer.(*net.Dialer)
+		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+worker/250%250), byte(1+worker%250))}
+		// The port is chosen at connect, for the whole address pair: bind
+		// alone would look for a port free for every destination, a long
+		// search once TIME_WAIT holds most of them (it took a single client
+		// 10 ms of CPU per connection).
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
 	}
-	return milter.NewClientWithOptions(t.network, t.address, milter.ClientOptions{
+	opts := milter.ClientOptions{
 		Dialer:       dialer,
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: 10 * time.Second,
 		ActionMask:   milter.OptAddHeader | milter.OptChangeHeader,
-	})
+	}
+	if t.mta == "postfix" {
+		opts.Dialer = mtaDialer{dialer}
+		opts.ReadTimeout, opts.WriteTimeout = 0, 0 // one deadline per connection
+		opts.ActionMask = postfixActions
+		opts.ProtocolMask = postfixProtocol
+	}
+	return milter.NewClientWithOptions(t.network, t.address, opts)
 }
+
+// What Postfix 3.7 offers a milter (milter8.c: SMFIF_* it implements, and
+// every SMFIP_* step and no-reply flag of protocol version 6).
+const (
+	postfixActions  = milter.OptAction(0x1ff)
+	postfixProtocol = milter.OptProtocol(0x1fffff)
+)
+
+// sessionTimeout bounds one connection of the load generator as a whole.
+const sessionTimeout = 60 * time.Second
+
+type mtaDialer struct{ milter.Dialer }
+
+func (d mtaDialer) Dial(network, address string) (net.Conn, error) {
+	nc, err := d.Dialer.Dial(network, address)
+	if err != nil {
+		return nil, err
+	}
+	nc.SetDeadline(time.Now().Add(sessionTimeout)) //nolint:errcheck // a failure shows in the first read
+	return &mtaConn{Conn: nc}, nil
+}
+
+// mtaConn makes go-milter's client talk as Postfix does:
+//
+//   - What the client writes leaves when it next reads, in one write: Postfix
+//     writes each packet at once but leaves Nagle on, so the packets it sends
+//     while no answer is due (macros, CONNECT and HELO under SMFIP_NR_CONN and
+//     SMFIP_NR_HELO, header fields under SMFIP_NOHREPL) travel together.
+//   - It reads through a buffer, as Postfix's VSTREAM does (go-milter's
+//     client reads each packet's length and body with two system calls).
+//   - The milter answers OPTNEG with protocol version 2 (go-milter's server
+//     speaks no other); go-milter's client, which offers 6, then refuses
+//     every no-reply flag. Postfix honours them at version 2 (milter8.c), so
+//     the answer's version is shown to the client as 6.
+//   - Deadlines are one per connection (sessionTimeout), not one per packet.
+type mtaConn struct {
+	net.Conn
+	wbuf   []byte
+	rbuf   [4096]byte
+	r, w   int
+	offset int // bytes read so far, up to the OPTNEG answer's version
+}
+
+func (c *mtaConn) Write(p []byte) (int, error) {
+	c.wbuf = append(c.wbuf, p...)
+	return len(p), nil
+}
+
+func (c *mtaConn) Read(p []byte) (int, error) {
+	if len(c.wbuf) > 0 {
+		_, err := c.Conn.Write(c.wbuf)
+		c.wbuf = c.wbuf[:0]
+		if err != nil {
+			return 0, err
+		}
+	}
+	if c.r == c.w {
+		n, err := c.Conn.Read(c.rbuf[:])
+		if n == 0 {
+			return 0, err
+		}
+		c.r, c.w = 0, n
+	}
+	n := copy(p, c.rbuf[c.r:c.w])
+	c.r += n
+	// The first packet is the OPTNEG answer: length (4), 'O' (1), version (4).
+	for i := range n {
+		if o := c.offset + i; o == 8 && p[i] == 2 {
+			p[i] = 6
+		}
+	}
+	c.offset = min(c.offset+n, 9)
+	return n, nil
+}
+
+func (c *mtaConn) Close() error {
+	if len(c.wbuf) > 0 {
+		c.Conn.Write(c.wbuf) //nolint:errcheck // the connection is ending
+	}
+	return c.Conn.Close()
+}
+
+// The client sets a deadline around each packet when asked to; mtaConn
+// keeps the one set at dial.
+func (c *mtaConn) SetDeadline(time.Time) error      { return nil }
+func (c *mtaConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *mtaConn) SetWriteDeadline(time.Time) error { return nil }
 
 // session runs k messages on a connection of its own (k = 1 is Postfix
 // with one message per SMTP session) and appends the time each took to lat;
