@@ -154,6 +154,15 @@ func (cfg *Config) RcptStage() bool {
 		(cfg.Policy.Uses(ActionReject) || cfg.Policy.Uses(ActionTempfail))
 }
 
+// refusesAtMail says whether MAIL FROM can be answered with anything but
+// continue under cfg: a reject or tempfail that does not move to RCPT TO.
+// When it cannot, the MTA is told not to wait for the answer
+// (SMFIP_NR_MAIL).
+func (cfg *Config) refusesAtMail() bool {
+	return cfg != nil && !cfg.DryRun && !cfg.RcptStage() &&
+		(cfg.Policy.Uses(ActionReject) || cfg.Policy.Uses(ActionTempfail))
+}
+
 // NeverReject says whether rcpt, an envelope address without angle
 // brackets, is one of NeverRejectRecipients. Addresses compare without
 // regard to case: RFC 5321 §4.5.1 makes "postmaster" case-insensitive, and

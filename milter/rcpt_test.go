@@ -42,26 +42,37 @@ func TestRcptStageNegotiated(t *testing.T) {
 		name string
 		mod  []func(*Config)
 		rcpt bool
+		// noMail: MAIL FROM cannot be refused, so it needs no answer
+		// (SMFIP_NR_MAIL) when the MTA offers that.
+		noMail bool
 	}{
-		{"default", []func(*Config){spare("postmaster@")}, false},
-		{"reject without the setting", []func(*Config){rejectFail}, false},
-		{"reject with the setting", []func(*Config){rejectFail, spare("postmaster@")}, true},
+		{"default", []func(*Config){spare("postmaster@")}, false, true},
+		{"reject without the setting", []func(*Config){rejectFail}, false, false},
+		{"reject with the setting", []func(*Config){rejectFail, spare("postmaster@")}, true, true},
 		{"defer with the setting", []func(*Config){spare("postmaster@"), func(c *Config) {
 			c.Policy.MailFrom = map[spf.Result]Action{spf.Temperror: ActionTempfail}
-		}}, true},
-		{"quarantine only", []func(*Config){quarantineFail, spare("postmaster@")}, false},
-		{"dry run", []func(*Config){rejectFail, spare("postmaster@"), func(c *Config) { c.DryRun = true }}, false},
+		}}, true, true},
+		{"defer without the setting", []func(*Config){func(c *Config) {
+			c.Policy.MailFrom = map[spf.Result]Action{spf.Temperror: ActionTempfail}
+		}}, false, false},
+		{"quarantine only", []func(*Config){quarantineFail, spare("postmaster@")}, false, true},
+		{"dry run", []func(*Config){rejectFail, spare("postmaster@"), func(c *Config) { c.DryRun = true }}, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := start(t, Options{Config: testConfig(world(), tc.mod...)})
-			c := rawDial(t, h.addr)
-			proto := negotiate(t, c, 0x1fffff)
-			want := protocol
-			if tc.rcpt {
-				want &^= gomilter.OptNoRcptTo
-			}
-			if proto != want {
-				t.Errorf("negotiated %#x, want %#x", proto, want)
+			for _, offered := range []gomilter.OptProtocol{0x1fffff, 0x1fffff &^ gomilter.OptNoMailReply} {
+				c := rawDial(t, h.addr)
+				proto := negotiate(t, c, offered)
+				want := protocol
+				if tc.rcpt {
+					want &^= gomilter.OptNoRcptTo
+				}
+				if tc.noMail && offered&gomilter.OptNoMailReply != 0 {
+					want |= gomilter.OptNoMailReply
+				}
+				if proto != want {
+					t.Errorf("offered %#x: negotiated %#x, want %#x", uint32(offered), uint32(proto), uint32(want))
+				}
 			}
 		})
 	}
@@ -135,5 +146,95 @@ func TestRefusalAtRcptAllRefusedAndReload(t *testing.T) {
 	m.helo("helo.pass.test")
 	if act := m.mail("bob@fail.test"); act.Code != gomilter.ActReplyCode || act.SMTPCode != 550 {
 		t.Errorf("mail: %+v, want 550 at MAIL FROM", act)
+	}
+}
+
+// With SMFIP_NR_MAIL in force MAIL FROM gets no answer; the verdict comes
+// at the end of the message. A reload that makes MAIL FROM refuse on such a
+// connection moves the refusal to RCPT TO when that stage was negotiated,
+// else to the end of the message: the MTA never receives an answer it does
+// not read.
+func TestNoReplyToMail(t *testing.T) {
+	hdr := func() []byte {
+		return append(pkt('L', cstr("Subject"), cstr("hi")), pkt('E')...)
+	}
+	for _, tc := range []struct {
+		name   string
+		before []func(*Config) // the configuration at negotiation
+		after  []func(*Config) // the configuration at MAIL FROM; nil: the same
+		rcpt   bool            // RCPT TO negotiated (and sent)
+		// want are the answers after MAIL FROM (to RCPT TO when sent, and to
+		// the end of message), in order; the first must not be MAIL's.
+		want []byte
+	}{
+		{"headers only", nil, nil, false, []byte{'i', 'i', 'c'}},
+		{"refused at RCPT TO", []func(*Config){rejectFail, spare("postmaster@")}, nil, true, []byte{'y'}},
+		{"reload: refusal at MAIL FROM moves to the end", nil, []func(*Config){rejectFail}, false, []byte{'y'}},
+		{"reload: refusal at MAIL FROM moves to RCPT TO", []func(*Config){rejectFail, spare("postmaster@")}, []func(*Config){rejectFail}, true, []byte{'y'}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, Options{Config: testConfig(world(), tc.before...)})
+			c := rawDial(t, h.addr)
+			proto := negotiate(t, c, 0x1fffff)
+			if proto&gomilter.OptNoMailReply == 0 {
+				t.Fatalf("SMFIP_NR_MAIL not negotiated: %#x", uint32(proto))
+			}
+			if got := proto&gomilter.OptNoRcptTo == 0; got != tc.rcpt {
+				t.Fatalf("RCPT TO stage negotiated %v, want %v", got, tc.rcpt)
+			}
+			if tc.after != nil {
+				h.srv.SetConfig(testConfig(world(), tc.after...))
+			}
+			var b []byte
+			b = append(b, connectPkt(clientA)...)
+			b = append(b, pkt('H', cstr("helo.pass.test"))...)
+			b = append(b, pkt('M', cstr("<bob@fail.test>"))...)
+			if tc.rcpt {
+				b = append(b, pkt('R', cstr("<user@dest.example>"))...)
+			} else {
+				b = append(b, hdr()...)
+			}
+			if _, err := c.Write(b); err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range tc.want {
+				code, data, err := rawAnswer(c)
+				if err != nil || code != want {
+					t.Fatalf("answer %d: %q %q %v, want %q", i, code, data, err, want)
+				}
+				if code == 'y' && !strings.HasPrefix(string(data), "550 5.7.23 ") {
+					t.Fatalf("answer %d: %q, want 550 5.7.23", i, data)
+				}
+				if code == 'y' && tc.rcpt {
+					// Refused at RCPT TO: the MTA ends the transaction.
+					if _, err := c.Write(pkt('A')); err != nil {
+						t.Fatal(err)
+					}
+					// The session carries on: a passing sender, answered
+					// at RCPT TO with continue.
+					b := pkt('M', cstr("<alice@pass.test>"))
+					b = append(b, pkt('R', cstr("<user@dest.example>"))...)
+					if _, err := c.Write(b); err != nil {
+						t.Fatal(err)
+					}
+					want = 'c'
+					if code, data, err = rawAnswer(c); err != nil || code != want {
+						t.Fatalf("next message's RCPT TO: %q %q %v, want %q", code, data, err, want)
+					}
+				}
+			}
+			stage := "stage=eom"
+			switch {
+			case tc.want[0] == 'i':
+				return
+			case tc.rcpt:
+				stage = "stage=rcpt"
+			}
+			// The refusal is reported where it was answered (an answer at
+			// MAIL FROM is reported without a stage).
+			if logs := h.logs.String(); !strings.Contains(logs, stage) {
+				t.Errorf("log lacks %s:\n%s", stage, logs)
+			}
+		})
 	}
 }

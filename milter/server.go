@@ -20,11 +20,12 @@ import (
 // the checks, the header fields for forged Authentication-Results and the
 // end of message for our fields. Header fields, CONNECT and HELO go without
 // an answer (SMFIP_NOHREPL, SMFIP_NR_CONN, SMFIP_NR_HELO) where the MTA
-// offers it: conn masks these flags by the MTA's offer and answers header
-// fields itself otherwise (go-milter writes nothing for the session's nil
-// answer); wireMilter drops the answers to CONNECT and HELO. Both Postfix
-// and Sendmail offer and honour them at protocol version 2, which go-milter
-// speaks (e2e/).
+// offers it, and so does MAIL FROM (SMFIP_NR_MAIL, added by conn) when the
+// configuration cannot refuse there: conn masks these flags by the MTA's
+// offer and answers header fields itself otherwise (go-milter writes nothing
+// for the session's nil answer); wireMilter drops the continue answers to
+// CONNECT, HELO and MAIL FROM. Both Postfix and Sendmail offer and honour
+// them at protocol version 2, which go-milter speaks (e2e/).
 const (
 	protocol = gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoEOH |
 		gomilter.OptNoUnknown | gomilter.OptNoData | gomilter.OptNoHeaderReply |

@@ -72,6 +72,10 @@ type message struct {
 	// atRcpt: the reject or tempfail is answered per recipient at RCPT TO
 	// (Config.NeverRejectRecipients); refused and spared count them.
 	atRcpt  bool
+	// atEOM: the reject or tempfail is answered at end of message: the MTA
+	// reads no answer to MAIL FROM (SMFIP_NR_MAIL, negotiated under a
+	// configuration that could not refuse there) and skips RCPT TO.
+	atEOM   bool
 	refused int
 	spared  int
 	reason  string   // the Observer's reason when none of report's applies
@@ -159,6 +163,18 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 		msg.atRcpt = true
 		return gomilter.RespContinue, nil
 	}
+	if s.conn.noMailReply() {
+		// The configuration in force when the connection opened could not
+		// refuse at MAIL FROM, so the MTA reads no answer here; this one
+		// came with a reload since. The refusal moves to the next stage
+		// that is answered.
+		if s.conn.rcptStage() {
+			msg.atRcpt = true
+		} else {
+			msg.atEOM = true
+		}
+		return gomilter.RespContinue, nil
+	}
 	msg.done = true
 	s.report(msg, "reply", msg.dec.Reply)
 	return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), msg.dec.Reply), nil
@@ -220,6 +236,14 @@ func (s *session) BodyChunk([]byte, *gomilter.Modifier) (gomilter.Response, erro
 // A message that waited for its end (dkim_rescue) and is not rescued gets
 // its reject or tempfail reply here instead, with no header edits.
 func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+	if msg := s.msg; msg != nil && msg.atEOM {
+		s.msg = nil
+		if s.conn != nil {
+			s.conn.msg = nil
+		}
+		s.report(msg, "reply", msg.dec.Reply, "stage", "eom")
+		return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), msg.dec.Reply), nil
+	}
 	if msg := s.msg; msg != nil && msg.relay != nil && !msg.done {
 		msg.queueID = cmp.Or(m.Macros["i"], msg.queueID)
 		s.relayVerdict(msg)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	gomilter "github.com/emersion/go-milter"
 )
 
 // pkt encodes one milter packet: length, command, then data.
@@ -26,12 +28,13 @@ func cstr(s string) string { return s + "\x00" }
 // postfixMessage is what Postfix 3.7 sends for a one-message SMTP session
 // with spfmilter's negotiation (milter_protocol = 6), grouped by the writes
 // after which it waits for an answer. Each step's bool says whether an
-// answer is read after it (with SMFIP_NR_CONN and SMFIP_NR_HELO in force,
-// CONNECT and HELO get none).
+// answer is read after it (with SMFIP_NR_CONN, SMFIP_NR_HELO and, under a
+// configuration that cannot refuse at MAIL FROM, SMFIP_NR_MAIL in force,
+// CONNECT, HELO and MAIL FROM get none).
 func postfixMessage(nr bool) (steps [][]byte, answered []bool) {
 	var proto uint32 = 0x1fffff
 	if !nr {
-		proto &^= uint32(noReplyFlags)
+		proto &^= uint32(noReplyFlags | gomilter.OptNoMailReply)
 	}
 	neg := binary.BigEndian.AppendUint32(nil, 6)
 	neg = binary.BigEndian.AppendUint32(neg, 0x1ff)
@@ -67,7 +70,7 @@ func postfixMessage(nr bool) (steps [][]byte, answered []bool) {
 		hdr = join(hdr, pkt('D', "L", cstr("i"), cstr("4AbCdE")), pkt('L', cstr(f[0]), cstr(f[1])))
 	}
 	steps = append(steps, join(hdr, pkt('D', "E", cstr("i"), cstr("4AbCdE")), pkt('E')), pkt('Q'))
-	answered = []bool{true, !nr, !nr, true, true, false}
+	answered = []bool{true, !nr, !nr, !nr, true, false}
 	return steps, answered
 }
 

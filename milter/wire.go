@@ -224,15 +224,20 @@ func (c *conn) answered() {
 				proto &^= gomilter.OptNoBody
 				proto |= gomilter.OptNoBodyReply
 			}
-			proto &^= (offerFlags | gomilter.OptNoBodyReply) &^ c.offered
 			cfg := c.s.cfg.Load()
+			if !cfg.refusesAtMail() {
+				// MAIL FROM's answer can only be continue: the MTA
+				// need not wait for it (the check runs meanwhile).
+				proto |= gomilter.OptNoMailReply
+			}
+			proto &^= (offerFlags | gomilter.OptNoBodyReply | gomilter.OptNoMailReply) &^ c.offered
 			// RCPT TO only when a refusal can move there.
 			if cfg.RcptStage() {
 				proto &^= gomilter.OptNoRcptTo
 				c.rcpt = true
 			}
 			binary.BigEndian.PutUint32(resp[13:], uint32(proto))
-			c.noReply = proto & (offerFlags | gomilter.OptNoBodyReply)
+			c.noReply = proto & (offerFlags | gomilter.OptNoBodyReply | gomilter.OptNoMailReply)
 			c.bodyOK = proto&gomilter.OptNoBody == 0
 			// SMFIF_QUARANTINE is asked for only when the policy in force
 			// can quarantine, and only when the MTA offers it.
@@ -245,6 +250,7 @@ func (c *conn) answered() {
 				c.s.log.Debug("milter negotiated", "remote", c.remote(), "mta_protocol", fmt.Sprintf("%#x", uint32(c.offered)),
 					"protocol", fmt.Sprintf("%#x", uint32(proto)),
 					"no_reply_connect", proto&gomilter.OptNoConnReply != 0, "no_reply_helo", proto&gomilter.OptNoHeloReply != 0,
+					"no_reply_mail", proto&gomilter.OptNoMailReply != 0,
 					"quarantine", c.quarantine, "rcpt", c.rcpt)
 			}
 		}
@@ -272,7 +278,7 @@ func (w wireMilter) Helo(name string, m *gomilter.Modifier) (gomilter.Response, 
 
 func (w wireMilter) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
 	r, err := w.session.MailFrom(from, m)
-	return w.conn.send(r, 0), err
+	return w.conn.send(r, gomilter.OptNoMailReply), err
 }
 
 func (w wireMilter) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
@@ -341,6 +347,10 @@ func (e wireEditor) Quarantine(reason string) error {
 // connection (the library's own sessions in tests) it is left to the
 // library.
 func (c *conn) canQuarantine() bool { return c == nil || c.quarantine }
+
+// noMailReply says whether the MTA reads no answer to MAIL FROM
+// (SMFIP_NR_MAIL); without a connection it reads one.
+func (c *conn) noMailReply() bool { return c != nil && c.noReply&gomilter.OptNoMailReply != 0 }
 
 // rcptStage says whether the RCPT TO stage was negotiated; without a
 // connection (the library's own sessions in tests) it was.
