@@ -71,7 +71,7 @@ type message struct {
 	done       bool // the verdict was already answered (reject, tempfail)
 	// atRcpt: the reject or tempfail is answered per recipient at RCPT TO
 	// (Config.NeverRejectRecipients); refused and spared count them.
-	atRcpt  bool
+	atRcpt bool
 	// atEOM: the reject or tempfail is answered at end of message: the MTA
 	// reads no answer to MAIL FROM (SMFIP_NR_MAIL, negotiated under a
 	// configuration that could not refuse there) and skips RCPT TO.
