@@ -88,6 +88,7 @@ type daemon struct {
 }
 
 func newDaemon(cl *config.Source, cfg *config.Config, logw io.Writer) *daemon {
+	setMaxProcs(cfg.MaxProcs)
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	reg := prometheus.NewRegistry()
@@ -102,6 +103,15 @@ func newDaemon(cl *config.Source, cfg *config.Config, logw io.Writer) *daemon {
 		metrics:   metrics.New(reg, metrics.BuildInfo{Version: v, Revision: rev, GoVersion: runtime.Version()}),
 		serveDone: make(chan error, 1),
 	}
+}
+
+// setMaxProcs applies max_procs: n CPUs for Go code, or Go's default for 0.
+func setMaxProcs(n int) {
+	if n > 0 {
+		runtime.GOMAXPROCS(n)
+		return
+	}
+	runtime.SetDefaultGOMAXPROCS()
 }
 
 func newLogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
@@ -245,6 +255,7 @@ func (d *daemon) reload() error {
 	}
 	d.srv.SetConfig(milterConfig(c, dc.resolver, dc.records))
 	d.level.Set(c.LogLevel)
+	setMaxProcs(c.MaxProcs)
 	changes := config.Changed(d.cfg, c)
 	d.cfg, d.dns = c, dc
 	d.metrics.ObserveReload(true)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -178,11 +179,16 @@ func isReject(a *gomilter.Action) bool {
 // running configuration (and the milter's behaviour), a good one replaces
 // it.
 func TestReload(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
 	srv := spftest.NewServer(t, testWorld())
 	file := writeFile(t, "reject: fail\n")
 	d, _, _, logs := startDaemon(t, "--config", file, "--listen", "inet:127.0.0.1:0", "--http-listen", "",
 		"--resolver", srv.Addr(), "--trusted-networks", "", "--authserv-id", "mx.test.example")
 	addr := d.milterAddr.String()
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Errorf("GOMAXPROCS %d with the default max_procs, want 1", got)
+	}
 
 	// 198.51.100.7 is not in example.org's 192.0.2.0/24: fail.
 	if act, _ := verdict(t, "tcp", addr, "198.51.100.7", "mail.example.org", "user@example.org"); !isReject(act) {
@@ -207,7 +213,7 @@ func TestReload(t *testing.T) {
 	}
 
 	// A good file; log_format cannot change without a restart, which is said.
-	if err := os.WriteFile(file, []byte("reject: []\nlog_level: debug\nlog_format: json\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("reject: []\nlog_level: debug\nlog_format: json\nmax_procs: 2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.reload(); err != nil {
@@ -218,6 +224,9 @@ func TestReload(t *testing.T) {
 	}
 	if d.level.Level() != slog.LevelDebug {
 		t.Errorf("log level %v after reloading log_level: debug", d.level.Level())
+	}
+	if got := runtime.GOMAXPROCS(0); got != 2 {
+		t.Errorf("GOMAXPROCS %d after reloading max_procs: 2", got)
 	}
 	if !strings.Contains(logs.String(), "takes effect only after a restart\" key=log_format") {
 		t.Errorf("no restart warning for log_format:\n%s", logs)
