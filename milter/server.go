@@ -42,6 +42,9 @@ var symList = map[gomilter.Stage][]string{
 	gomilter.StageEOM:      {"i"},
 }
 
+// symStages are symList's stages, in the order the negotiation lists them.
+var symStages = []gomilter.Stage{gomilter.StageConnect, gomilter.StageMailFrom, gomilter.StageEOM}
+
 // Server accepts milter connections. Its zero value is not usable; use
 // NewServer.
 type Server struct {

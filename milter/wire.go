@@ -115,11 +115,10 @@ type conn struct {
 	rdl  time.Time // the read deadline in force
 	wdl  time.Time // the write deadline in force
 
-	wbuf      []byte
-	respStart int  // where the library's answer to respFor starts in wbuf
-	respFor   byte // the last command handed to the library
-	offered   gomilter.OptProtocol
-	noReply   gomilter.OptProtocol // NR flags in force
+	wbuf    []byte
+	respFor byte // the last command handed to the library
+	offered gomilter.OptProtocol
+	noReply gomilter.OptProtocol // NR flags in force
 	// offeredActions are the MTA's actions; quarantine is set when
 	// SMFIF_QUARANTINE was negotiated.
 	offeredActions gomilter.OptAction
@@ -171,7 +170,6 @@ func (c *conn) Read(p []byte) (int, error) {
 // next is called when the library wants a new command: it has answered the
 // previous one.
 func (c *conn) next() error {
-	c.answered()
 	if c.respFor == byte(gomilter.CodeEOB) {
 		// Not from the MTA: go-milter drops the header fields it keeps
 		// (and calls the session's Abort, which has nothing left to drop).
@@ -183,6 +181,10 @@ func (c *conn) next() error {
 		if err == nil {
 			var keep bool
 			keep, err = c.inspect(p)
+			if err == nil && p[4] == byte(gomilter.CodeOptNeg) {
+				c.negotiate()
+				continue
+			}
 			if err == nil && !keep {
 				continue
 			}
@@ -204,56 +206,59 @@ func (c *conn) next() error {
 func (c *conn) hand(p []byte) {
 	c.cur = p
 	c.respFor = p[4]
-	c.respStart = len(c.wbuf)
 }
 
-// answered edits the library's answer to the previous command, now complete
-// in wbuf.
-func (c *conn) answered() {
-	resp := c.wbuf[min(c.respStart, len(c.wbuf)):]
-	switch c.respFor {
-	case byte(gomilter.CodeOptNeg):
-		// The answer is length, 'O', version, actions, protocol: ask for
-		// the no-reply steps only where the MTA offered them.
-		if len(resp) >= 17 && resp[4] == 'O' {
-			proto := gomilter.OptProtocol(binary.BigEndian.Uint32(resp[13:]))
-			if c.s.cfg.Load().rescueOn() {
-				// The body, for the messages that wait for it, and
-				// without answers to its chunks where the MTA offers
-				// that (SMFIP_NR_BODY).
-				proto &^= gomilter.OptNoBody
-				proto |= gomilter.OptNoBodyReply
-			}
-			cfg := c.s.cfg.Load()
-			if !cfg.refusesAtMail() {
-				// MAIL FROM's answer can only be continue: the MTA
-				// need not wait for it (the check runs meanwhile).
-				proto |= gomilter.OptNoMailReply
-			}
-			proto &^= (offerFlags | gomilter.OptNoBodyReply | gomilter.OptNoMailReply) &^ c.offered
-			// RCPT TO only when a refusal can move there.
-			if cfg.RcptStage() {
-				proto &^= gomilter.OptNoRcptTo
-				c.rcpt = true
-			}
-			binary.BigEndian.PutUint32(resp[13:], uint32(proto))
-			c.noReply = proto & (offerFlags | gomilter.OptNoBodyReply | gomilter.OptNoMailReply)
-			c.bodyOK = proto&gomilter.OptNoBody == 0
-			// SMFIF_QUARANTINE is asked for only when the policy in force
-			// can quarantine, and only when the MTA offers it.
-			if cfg != nil && cfg.Policy.Uses(ActionQuarantine) && c.offeredActions&gomilter.OptQuarantine != 0 {
-				act := gomilter.OptAction(binary.BigEndian.Uint32(resp[9:]))
-				binary.BigEndian.PutUint32(resp[9:], uint32(act|gomilter.OptQuarantine))
-				c.quarantine = true
-			}
-			if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
-				c.s.log.Debug("milter negotiated", "remote", c.remote(), "mta_protocol", fmt.Sprintf("%#x", uint32(c.offered)),
-					"protocol", fmt.Sprintf("%#x", uint32(proto)),
-					"no_reply_connect", proto&gomilter.OptNoConnReply != 0, "no_reply_helo", proto&gomilter.OptNoHeloReply != 0,
-					"no_reply_mail", proto&gomilter.OptNoMailReply != 0,
-					"quarantine", c.quarantine, "rcpt", c.rcpt)
-			}
-		}
+// negotiate queues the answer to the MTA's OPTNEG, which the library never
+// sees (it would answer with its fixed flags, through a 4 KiB buffer of its
+// own): protocol version 2 (the library's), our actions and steps, asking
+// for the no-reply steps only where the MTA offered them, and the macros
+// per stage (SMFIF_SETSYMLIST).
+func (c *conn) negotiate() {
+	proto := protocol
+	cfg := c.s.cfg.Load()
+	if cfg.rescueOn() {
+		// The body, for the messages that wait for it, and without
+		// answers to its chunks where the MTA offers that (SMFIP_NR_BODY).
+		proto &^= gomilter.OptNoBody
+		proto |= gomilter.OptNoBodyReply
+	}
+	if !cfg.refusesAtMail() {
+		// MAIL FROM's answer can only be continue: the MTA need not wait
+		// for it (the check runs meanwhile).
+		proto |= gomilter.OptNoMailReply
+	}
+	proto &^= (offerFlags | gomilter.OptNoBodyReply | gomilter.OptNoMailReply) &^ c.offered
+	// RCPT TO only when a refusal can move there.
+	if cfg.RcptStage() {
+		proto &^= gomilter.OptNoRcptTo
+		c.rcpt = true
+	}
+	c.noReply = proto & (offerFlags | gomilter.OptNoBodyReply | gomilter.OptNoMailReply)
+	c.bodyOK = proto&gomilter.OptNoBody == 0
+	act := actions
+	// SMFIF_QUARANTINE is asked for only when the policy in force can
+	// quarantine, and only when the MTA offers it.
+	if cfg != nil && cfg.Policy.Uses(ActionQuarantine) && c.offeredActions&gomilter.OptQuarantine != 0 {
+		act |= gomilter.OptQuarantine
+		c.quarantine = true
+	}
+	start := len(c.wbuf)
+	c.wbuf = append(c.wbuf, 0, 0, 0, 0, byte(gomilter.CodeOptNeg))
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, 2)
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, uint32(act))
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, uint32(proto))
+	for _, st := range symStages {
+		c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, uint32(st))
+		c.wbuf = append(c.wbuf, strings.Join(symList[st], " ")...)
+		c.wbuf = append(c.wbuf, 0)
+	}
+	binary.BigEndian.PutUint32(c.wbuf[start:], uint32(len(c.wbuf)-start-4))
+	if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.s.log.Debug("milter negotiated", "remote", c.remote(), "mta_protocol", fmt.Sprintf("%#x", uint32(c.offered)),
+			"protocol", fmt.Sprintf("%#x", uint32(proto)),
+			"no_reply_connect", proto&gomilter.OptNoConnReply != 0, "no_reply_helo", proto&gomilter.OptNoHeloReply != 0,
+			"no_reply_mail", proto&gomilter.OptNoMailReply != 0,
+			"quarantine", c.quarantine, "rcpt", c.rcpt)
 	}
 }
 
@@ -603,7 +608,6 @@ func (c *conn) flush() error {
 	}
 	_, err := c.write(c.wbuf)
 	c.wbuf = c.wbuf[:0]
-	c.respStart = 0
 	c.unanswered = false
 	return err
 }

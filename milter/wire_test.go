@@ -157,7 +157,7 @@ func TestHeaderFieldsReleasedPerMessage(t *testing.T) {
 func TestHeaderBytesBound(t *testing.T) {
 	h := start(t, Options{Config: testConfig(world())})
 	c := rawDial(t, h.addr)
-	negotiate(t, c, 0x1fffff)
+	negotiate(t, c, 0x1fffff&^gomilter.OptNoMailReply) // MAIL FROM answered
 	b := append(connectPkt(clientA), pkt('H', cstr("helo.pass.test"))...)
 	b = append(b, pkt('M', cstr("<alice@pass.test>"))...)
 	c.Write(b) //nolint:errcheck // the answer tells
@@ -299,7 +299,7 @@ func TestSessionTimeout(t *testing.T) {
 	fc := &fakeClock{}
 	h := start(t, Options{Config: testConfig(world()), SessionTimeout: time.Hour, clock: fc.now})
 	c := rawDial(t, h.addr)
-	negotiate(t, c, 0x1fffff)
+	negotiate(t, c, 0x1fffff&^gomilter.OptNoMailReply) // MAIL FROM answered
 	c.Write(append(connectPkt(clientA), pkt('H', cstr("helo.pass.test"))...)) //nolint:errcheck
 	fc.advance(59 * time.Minute)
 	c.Write(pkt('M', cstr("<alice@pass.test>"))) //nolint:errcheck
@@ -481,7 +481,8 @@ func TestIdleTimeoutRestartsEachWait(t *testing.T) {
 func TestHeaderAnsweredWithoutNoReplyOffer(t *testing.T) {
 	h := start(t, Options{Config: testConfig(world())})
 	c := rawDial(t, h.addr)
-	if proto := negotiate(t, c, 0x1fffff&^gomilter.OptNoHeaderReply); proto&gomilter.OptNoHeaderReply != 0 {
+	// Nor SMFIP_NR_MAIL: MAIL FROM's answer comes first.
+	if proto := negotiate(t, c, 0x1fffff&^(gomilter.OptNoHeaderReply|gomilter.OptNoMailReply)); proto&gomilter.OptNoHeaderReply != 0 {
 		t.Fatalf("negotiated %#x: asks for no header answers the MTA did not offer", proto)
 	}
 	b := append(connectPkt(clientA), pkt('H', cstr("helo.pass.test"))...)
