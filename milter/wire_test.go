@@ -299,7 +299,8 @@ func TestSessionTimeout(t *testing.T) {
 	fc := &fakeClock{}
 	h := start(t, Options{Config: testConfig(world()), SessionTimeout: time.Hour, clock: fc.now})
 	c := rawDial(t, h.addr)
-	negotiate(t, c, 0x1fffff&^gomilter.OptNoMailReply)                        // MAIL FROM answered
+	// MAIL FROM answered (no SMFIP_NR_MAIL offered).
+	negotiate(t, c, 0x1fffff&^gomilter.OptNoMailReply)
 	c.Write(append(connectPkt(clientA), pkt('H', cstr("helo.pass.test"))...)) //nolint:errcheck
 	fc.advance(59 * time.Minute)
 	c.Write(pkt('M', cstr("<alice@pass.test>"))) //nolint:errcheck
