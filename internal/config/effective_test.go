@@ -42,7 +42,7 @@ func TestSettingValuesRoundTrip(t *testing.T) {
 		"--hide-receiver", "--trusted-networks", "10.0.0.0/8,192.0.2.7", "--skip-authenticated=false",
 		"--reject", "FAIL,softfail", "--reject-helo", "fail", "--defer-temperror", "--dry-run",
 		"--reject-text", "no, {result}", "--idle-timeout", "0", "--packet-timeout", "5s", "--session-timeout", "2h",
-		"--max-connections", "7",
+		"--max-connections", "7", "--max-procs", "0",
 		"--shutdown-timeout", "1h", "--log-format", "JSON", "--log-level", "Debug",
 		"--dkim-rescue", "From", "--dkim-max-bytes", "2MiB",
 		"--actions", "mailfrom.fail=quarantine,helo.permerror.syntax=mark", "--never-reject-recipients", "abuse@,@example.org",
