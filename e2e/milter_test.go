@@ -4,19 +4,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-)
 
-var build struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
+	"github.com/spfmilter/spfmilter/internal/testbin"
+)
 
 // milterBinary builds spfmilter from the repository root once per test run,
 // with the race detector when the tests have it. SPFMILTER_E2E_BIN names a
@@ -27,35 +20,10 @@ func milterBinary(t *testing.T) string {
 	if p := os.Getenv("SPFMILTER_E2E_BIN"); p != "" {
 		return p
 	}
-	build.once.Do(func() {
-		build.dir, build.err = os.MkdirTemp("", "spfmilter-e2e-bin-")
-		if build.err != nil {
-			return
-		}
-		build.path = filepath.Join(build.dir, "spfmilter")
-		var out string
-		args := []string{"build", "-o", build.path}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		out, build.err = runCmd(5*time.Minute, "go", append(args, "..")...)
-		if build.err != nil {
-			build.err = fmt.Errorf("go build: %w\n%s", build.err, out)
-		}
-	})
-	if build.err != nil {
-		t.Fatalf("building spfmilter: %v", build.err)
-	}
-	return build.path
+	return testbin.Path(t, "..", raceEnabled)
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // milterProc is a running spfmilter.
 type milterProc struct {

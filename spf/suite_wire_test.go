@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/spfmilter/spfmilter/internal/testbin"
 	"github.com/spfmilter/spfmilter/spf"
 	"github.com/spfmilter/spfmilter/spf/resolver"
 	"github.com/spfmilter/spfmilter/spf/spftest"
@@ -84,42 +81,10 @@ var viaCheck = suitePath{name: "check", start: func(t *testing.T, world *spftest
 	}
 }}
 
-var build struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
 // checkBinary builds spfmilter from the repository root once per test run.
-func checkBinary(t *testing.T) string {
-	t.Helper()
-	build.once.Do(func() {
-		build.dir, build.err = os.MkdirTemp("", "spfmilter-suite-bin-")
-		if build.err != nil {
-			return
-		}
-		build.path = filepath.Join(build.dir, "spfmilter")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", build.path, "..").CombinedOutput()
-		if err != nil {
-			build.err = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if build.err != nil {
-		t.Fatalf("building spfmilter: %v", build.err)
-	}
-	return build.path
-}
+func checkBinary(t *testing.T) string { return testbin.Path(t, "..", false) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // The wire runs spend most of their time waiting on the TIMEOUT cases and
 // on subprocesses; they run alongside each other.
