@@ -3,8 +3,10 @@
 // its own on loopback and runs full transactions through go-milter's client,
 // by default one connection per transaction as Postfix opens one per SMTP
 // session with one message: negotiate, connect, HELO, MAIL, RCPT, header
-// fields, end of header, a body chunk and end of message. -per-conn sends
-// several messages on each connection.
+// fields, end of header, a body chunk and end of message, each step the
+// milter did not negotiate away. -per-conn sends several messages on each
+// connection; -mta says whether the client talks as Postfix (the default:
+// see mtaConn) or as go-milter's client does by itself.
 //
 //	go run ./bench/miltload -bin ./spfmilter
 //
