@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 package milter
 
 import (
@@ -8,17 +10,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func quickAckOn(t *testing.T, c *net.TCPConn) int {
+// socketFD runs f with the accepted socket's descriptor: a sockConn's, or a
+// *net.TCPConn's.
+func socketFD(t *testing.T, nc net.Conn, f func(fd int)) {
 	t.Helper()
-	rc, err := c.SyscallConn()
+	if sc, ok := nc.(*sockConn); ok {
+		f(sc.fd)
+		return
+	}
+	rc, err := nc.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v int
-	var gerr error
-	if err := rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK) }); err != nil {
+	if err := rc.Control(func(fd uintptr) { f(int(fd)) }); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func quickAckOn(t *testing.T, nc net.Conn) int {
+	t.Helper()
+	var v int
+	var gerr error
+	socketFD(t, nc, func(fd int) { v, gerr = unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_QUICKACK) })
 	if gerr != nil {
 		t.Fatal(gerr)
 	}
@@ -29,23 +42,36 @@ func quickAckOn(t *testing.T, c *net.TCPConn) int {
 // waits for the next one: the socket is in quick-ACK mode while it waits
 // (which the kernel leaves by itself; here the test switches it off). A
 // packet that gets an answer forces nothing: its ACK leaves with the answer.
+// Both for the milter's own sockets (sockConn, what Serve accepts on Linux)
+// and for a *net.TCPConn (elsewhere).
 func TestQuickAckWhenUnanswered(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client := rawDial(t, ln.Addr().String())
-	nc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc := nc.(*net.TCPConn)
+	t.Run("sockConn", func(t *testing.T) {
+		if !haveSockConn {
+			t.Skip("no sockConn here")
+		}
+		_, nc, client := acceptOne(t, "tcp4")
+		testQuickAck(t, nc, client)
+	})
+	t.Run("net.TCPConn", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		client := rawDial(t, ln.Addr().String())
+		nc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		testQuickAck(t, nc, client)
+	})
+}
+
+func testQuickAck(t *testing.T, tc, client net.Conn) {
 	c := NewServer(Options{}).newConn(tc)
 	defer c.Close()
 	off := func() {
-		rc, _ := tc.SyscallConn()
-		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 0) }) //nolint:errcheck
+		socketFD(t, tc, func(fd int) { unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_QUICKACK, 0) }) //nolint:errcheck
 		if v := quickAckOn(t, tc); v != 0 {
 			t.Fatalf("TCP_QUICKACK %d after switching it off (the test cannot tell)", v)
 		}

@@ -115,13 +115,13 @@ func (s *Server) SetConfig(c *Config) { s.cfg.Store(c) }
 
 // Serve accepts connections on ln until Shutdown; it then returns nil.
 func (s *Server) Serve(ln net.Listener) error {
-	wl := &listener{Listener: ln, s: s}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		ln.Close()
 		return nil
 	}
+	wl := &listener{Listener: ln, s: s, sock: newSockListener(ln)}
 	s.lns = append(s.lns, wl)
 	s.mu.Unlock()
 
@@ -225,6 +225,7 @@ func (s *Server) untrack(c *conn) {
 type listener struct {
 	net.Listener
 	s         *Server
+	sock      *sockListener        // raw accept (sock_linux.go); nil uses Listener
 	accepted  atomic.Pointer[conn] // the connection NewMilter is about to get
 	closeOnce sync.Once
 	closeErr  error
@@ -241,7 +242,15 @@ func (l *listener) Accept() (net.Conn, error) {
 				return nil, net.ErrClosed
 			}
 		}
-		nc, err := l.Listener.Accept()
+		var (
+			nc  net.Conn
+			err error
+		)
+		if l.sock != nil {
+			nc, err = l.sock.accept()
+		} else {
+			nc, err = l.Listener.Accept()
+		}
 		if err != nil {
 			if s.slots != nil {
 				<-s.slots
@@ -273,7 +282,13 @@ func (l *listener) Accept() (net.Conn, error) {
 }
 
 func (l *listener) Close() error {
-	l.closeOnce.Do(func() { l.closeErr = l.Listener.Close() })
+	l.closeOnce.Do(func() {
+		if l.sock != nil {
+			l.closeErr = l.sock.Close()
+		} else {
+			l.closeErr = l.Listener.Close()
+		}
+	})
 	return l.closeErr
 }
 

@@ -99,8 +99,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return
 type conn struct {
 	net.Conn
 	s     *Server
-	raw   syscall.RawConn // TCP only, for TCP_QUICKACK
-	rc    syscall.RawConn // for rawRead and rawWrite; nil uses Conn
+	acker acker // TCP only, for TCP_QUICKACK
 	start time.Time
 	// unanswered is set when a read returned bytes and cleared when an
 	// answer is written; acks counts the forced ACKs.
@@ -139,15 +138,15 @@ type conn struct {
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{Conn: nc, s: s, start: s.now()}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		c.raw, _ = tc.SyscallConn()
-		c.rc = c.raw
-	}
-	if uc, ok := nc.(*net.UnixConn); ok {
-		c.rc, _ = uc.SyscallConn()
-	}
-	if !haveRawIO {
-		c.rc = nil
+	switch nc := nc.(type) {
+	case *sockConn:
+		if nc.tcp {
+			c.acker = nc
+		}
+	case *net.TCPConn:
+		if rc, err := nc.SyscallConn(); err == nil {
+			c.acker = rawConnAcker{rc}
+		}
 	}
 	c.rp = bufPool.Get().(*[]byte)
 	c.rbuf = *c.rp
@@ -472,14 +471,14 @@ func (c *conn) fill() error {
 	}
 	c.makeRoom()
 	c.armRead(now, partial)
-	if c.unanswered && c.raw != nil {
+	if c.unanswered && c.acker != nil {
 		// Nothing went back since the last read, so its ACK is still
 		// delayed: the MTA's next write may be waiting for it.
-		quickAck(c.raw)
+		c.acker.quickAck()
 		c.acks++
 	}
 	c.unanswered = false
-	n, err := c.read(c.rbuf[c.w:])
+	n, err := c.Conn.Read(c.rbuf[c.w:])
 	c.unanswered = n > 0
 	c.w += n
 	if err == nil {
@@ -606,7 +605,7 @@ func (c *conn) flush() error {
 			c.Conn.SetWriteDeadline(want) //nolint:errcheck // a failure shows in the write
 		}
 	}
-	_, err := c.write(c.wbuf)
+	_, err := c.Conn.Write(c.wbuf)
 	c.wbuf = c.wbuf[:0]
 	c.unanswered = false
 	return err
@@ -677,22 +676,6 @@ func (c *conn) watch(parent context.Context) (context.Context, context.CancelFun
 	}
 }
 
-// read and write are the socket's, through rawRead and rawWrite where
-// they exist.
-func (c *conn) read(p []byte) (int, error) {
-	if c.rc != nil {
-		return rawRead(c.rc, p)
-	}
-	return c.Conn.Read(p)
-}
-
-func (c *conn) write(p []byte) (int, error) {
-	if c.rc != nil {
-		return rawWrite(c.rc, p)
-	}
-	return c.Conn.Write(p)
-}
-
 // Close closes the socket, gives the buffer back and unregisters the
 // connection. go-milter calls it once, from the connection's goroutine,
 // which is the only one that uses the buffers (Shutdown closes the socket
@@ -707,6 +690,14 @@ func (c *conn) Close() error {
 	})
 	return err
 }
+
+// acker sets TCP_QUICKACK on a connection's socket: a sockConn, or a
+// *net.TCPConn where sockConn is not used (rawConnAcker).
+type acker interface{ quickAck() }
+
+type rawConnAcker struct{ rc syscall.RawConn }
+
+func (a rawConnAcker) quickAck() { quickAck(a.rc) }
 
 func isTimeoutErr(err error) bool {
 	var ne net.Error
