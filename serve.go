@@ -22,6 +22,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/spfmilter/spfmilter/internal/config"
+	"github.com/spfmilter/spfmilter/internal/logsink"
 	"github.com/spfmilter/spfmilter/metrics"
 	"github.com/spfmilter/spfmilter/milter"
 )
@@ -53,7 +54,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
-	d := newDaemon(cl, cfg, stderr)
+	logw := stderr
+	if f, ok := stderr.(*os.File); ok {
+		logw = logsink.New(f)
+	}
+	d := newDaemon(cl, cfg, logw)
 	// go-milter reports session errors through the standard log package;
 	// this sends them through the same handler and format as ours.
 	slog.SetDefault(d.log)

@@ -1,0 +1,3 @@
+// Package logsink writes the daemon's log lines to stderr without waking
+// the Go runtime's monitor thread (see New).
+package logsink
