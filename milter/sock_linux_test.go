@@ -3,10 +3,14 @@
 package milter
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,5 +134,79 @@ func TestServeUsesSockConn(t *testing.T) {
 	_, c, _ := acceptOne(t, "tcp4")
 	if _, ok := c.(*sockConn); !ok {
 		t.Fatalf("accepted %T", c)
+	}
+}
+
+// TestAcceptOutOfDescriptors: accept4 failing because the process is at its
+// descriptor limit (EMFILE) is logged and retried with a backoff, not the
+// end of Serve; the client waiting in the backlog is served once
+// descriptors are free again.
+func TestAcceptOutOfDescriptors(t *testing.T) {
+	if _, err := sockPoller(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := rawDial(t, ln.Addr().String()) // waits in the backlog
+	logs := &syncBuffer{}
+	srv := NewServer(Options{Config: testConfig(world()), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	served := make(chan error, 1)
+
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	// The lowest free descriptor number becomes the limit: no new
+	// descriptor fits under it.
+	free, err := syscall.Dup(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(free)
+	low := lim
+	low.Cur = uint64(free)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer restore()
+	if fd, err := syscall.Dup(0); err == nil {
+		syscall.Close(fd)
+		restore()
+		t.Fatalf("descriptor %d allocated under a limit of %d", fd, low.Cur)
+	}
+	go func() { served <- srv.Serve(ln) }()
+	waitFor(t, "the accept failure in the log", func() bool {
+		return strings.Contains(logs.String(), "milter accept failed; retrying")
+	})
+	restore()
+	if !strings.Contains(logs.String(), "too many open files") {
+		t.Errorf("log does not name the error:\n%s", logs.String())
+	}
+	if _, err := client.Write(optneg()); err != nil {
+		t.Fatal(err)
+	}
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if code, err := readPacket(client); err != nil || code != 'O' {
+		t.Fatalf("after the limit was raised: %q %v, want the OPTNEG answer", code, err)
+	}
+	client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
 	}
 }
