@@ -6,7 +6,9 @@
 // fields, end of header, a body chunk and end of message, each step the
 // milter did not negotiate away. -per-conn sends several messages on each
 // connection; -mta says whether the client talks as Postfix (the default:
-// see mtaConn) or as go-milter's client does by itself.
+// see mtaConn), as go-milter's client does by itself, or sends Postfix's
+// bytes without go-milter's client (raw.go), which costs less CPU than the
+// milter does.
 //
 //	go run ./bench/miltload -bin ./spfmilter
 //
@@ -100,7 +102,7 @@ func run() int {
 	flag.IntVar(&o.idle, "idle", 1000, "idle connections to hold open after the load (0 skips)")
 	flag.IntVar(&o.bodySize, "body", 2048, "body bytes per message")
 	flag.IntVar(&o.perConn, "per-conn", 1, "messages per connection (Postfix: one per SMTP session)")
-	flag.StringVar(&o.mta, "mta", "postfix", "how the client talks: postfix (offers what Postfix offers, batches what needs no answer) or plain (go-milter's client as it is: every step, every answer)")
+	flag.StringVar(&o.mta, "mta", "postfix", "how the client talks: postfix (offers what Postfix offers, batches what needs no answer), plain (go-milter's client as it is: every step, every answer) or raw (postfix's bytes, built once, without go-milter's client)")
 	flag.Parse()
 	for f := range strings.SplitSeq(levels, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(f))
@@ -114,8 +116,8 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "miltload: -n, -d (up to 10m), -idle (up to 10000), -body or -per-conn (up to 1000) out of range")
 		return 2
 	}
-	if o.mta != "postfix" && o.mta != "plain" {
-		fmt.Fprintln(os.Stderr, "miltload: -mta is postfix or plain")
+	if o.mta != "postfix" && o.mta != "plain" && o.mta != "raw" {
+		fmt.Fprintln(os.Stderr, "miltload: -mta is postfix, plain or raw")
 		return 2
 	}
 	if (o.bin == "") == (o.addr == "") {
@@ -132,9 +134,12 @@ func run() int {
 // target is the milter under load.
 type target struct {
 	network, address string
-	mta              string // "postfix" or "plain"
+	mta              string // "postfix", "plain" or "raw"
 	pid              int
 	metricsURL       string
+
+	scriptMu sync.Mutex // guards scripts (-mta raw)
+	scripts  map[milter.OptProtocol]*rawScript
 }
 
 func runLoad(o options) error {
@@ -341,7 +346,13 @@ func (t *target) level(c, n, perConn int, d time.Duration, bodySize int) levelRe
 				if k <= 0 {
 					break
 				}
-				if err := session(cl, body, int(k), &lat); err != nil {
+				var err error
+				if t.mta == "raw" {
+					err = t.rawSession(w, body, int(k), &lat)
+				} else {
+					err = session(cl, body, int(k), &lat)
+				}
+				if err != nil {
 					errs++
 					if first == nil {
 						first = err
@@ -369,13 +380,11 @@ func (t *target) level(c, n, perConn int, d time.Duration, bodySize int) levelRe
 	return res
 }
 
-// client dials from one of several loopback source addresses, so that a
-// long run does not run out of source ports. With -mta postfix (the
-// default) the connection behaves as Postfix's does: see mtaConn.
-func (t *target) client(worker int) *milter.Client {
-	var dialer milter.Dialer = &net.Dialer{Timeout: 10 * time.Second}
+// dialer dials from one of several loopback source addresses, so that a
+// long run does not run out of source ports.
+func (t *target) dialer(worker int) *net.Dialer {
+	d := &net.Dialer{Timeout: 10 * time.Second}
 	if t.network == "tcp" {
-		d := dialer.(*net.Dialer)
 		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+worker/250%250), byte(1+worker%250))}
 		// The port is chosen at connect, for the whole address pair: bind
 		// alone would look for a port free for every destination, a long
@@ -391,6 +400,13 @@ func (t *target) client(worker int) *milter.Client {
 			return serr
 		}
 	}
+	return d
+}
+
+// client is go-milter's client on t.dialer. With -mta postfix (the default)
+// the connection behaves as Postfix's does: see mtaConn.
+func (t *target) client(worker int) *milter.Client {
+	var dialer milter.Dialer = t.dialer(worker)
 	opts := milter.ClientOptions{
 		Dialer:       dialer,
 		ReadTimeout:  10 * time.Second,
@@ -535,6 +551,15 @@ func want(what string, act *milter.Action, err error) error {
 	return nil
 }
 
+// messageFields are each message's header fields.
+var messageFields = [][2]string{
+	{"From", sender},
+	{"To", rcpt},
+	{"Subject", "milter load"},
+	{"Message-ID", "<load@" + passDomain + ">"},
+	{"Date", "Tue, 1 Dec 2026 12:00:00 +0000"},
+}
+
 // message runs one transaction, MAIL to end of message, on s.
 func message(s *milter.ClientSession, body []byte) error {
 	if err := s.Macros(milter.CodeMail, "{mail_addr}", sender[1:len(sender)-1]); err != nil {
@@ -548,13 +573,7 @@ func message(s *milter.ClientSession, body []byte) error {
 	if err := want("RCPT", act, err); err != nil {
 		return err
 	}
-	for _, h := range [][2]string{
-		{"From", sender},
-		{"To", rcpt},
-		{"Subject", "milter load"},
-		{"Message-ID", "<load@" + passDomain + ">"},
-		{"Date", "Tue, 1 Dec 2026 12:00:00 +0000"},
-	} {
+	for _, h := range messageFields {
 		if err := s.Macros(milter.CodeHeader, "i", "4ABCDEF"); err != nil {
 			return err
 		}
