@@ -79,51 +79,78 @@ func newPoller() (*poller, error) {
 	return p, nil
 }
 
-// run dispatches events for as long as the process lives.
+// run dispatches events for as long as the process lives. It stays in one
+// RawConn.Read: the runtime forgets the descriptor's readiness at the start
+// of each Read, so a Read per round would have to ask epoll once more
+// before every wait; within one, an epoll_pwait that returns fewer events
+// than it can take has emptied the list, and the next event's edge wakes
+// the wait.
 func (p *poller) run(rc syscall.RawConn) {
-	var evs [128]syscall.EpollEvent
-	for {
-		var (
-			n     int
-			errno syscall.Errno
-		)
-		err := rc.Read(func(fd uintptr) bool {
-			for {
-				r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
-				if e == syscall.EINTR {
-					continue
+	var (
+		evs   [128]syscall.EpollEvent
+		errno syscall.Errno
+	)
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
+			switch {
+			case e == syscall.EINTR:
+				continue
+			case e != 0:
+				errno = e
+				return true
+			case r == 0:
+				return false
+			}
+			n := int(r)
+			p.mu.Lock()
+			for i := range evs[:n] {
+				if c := p.fds[evs[i].Fd]; c != nil {
+					c.ready(evs[i].Events)
 				}
-				n, errno = int(r), e
-				return e != 0 || n > 0
 			}
-		})
-		if err == nil && errno != 0 {
-			err = os.NewSyscallError("epoll_pwait", errno)
-		}
-		if err != nil {
-			// Cannot happen: the descriptor is ours and never closed.
-			// Without the dispatcher no connection would make progress.
-			panic("milter: the socket poller failed: " + err.Error())
-		}
-		p.mu.Lock()
-		for i := range evs[:n] {
-			if c := p.fds[evs[i].Fd]; c != nil {
-				c.ready(evs[i].Events)
+			p.mu.Unlock()
+			if n < len(evs) {
+				return false
 			}
 		}
-		p.mu.Unlock()
+	})
+	if err == nil {
+		err = os.NewSyscallError("epoll_pwait", errno)
 	}
+	// Cannot happen: the descriptor is ours and never closed. Without the
+	// dispatcher no connection would make progress.
+	panic("milter: the socket poller failed: " + err.Error())
 }
 
 // epollET is EPOLLET, which package syscall spells with a different sign
 // per architecture.
 const epollET = 1 << 31
 
+// A descriptor is watched for input only until a write would block (see
+// sockConn.Write): a unix socket reports room to write every time the peer
+// reads, which would wake the dispatcher for nothing several times a
+// message.
+const (
+	readEvents  = syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET
+	writeEvents = readEvents | syscall.EPOLLOUT
+)
+
+// watchWrites adds EPOLLOUT to c's events. Changing the events re-checks
+// the socket, so room that appeared meanwhile is reported too.
+func (p *poller) watchWrites(c *sock) error {
+	ev := syscall.EpollEvent{Events: writeEvents, Fd: int32(c.fd)}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	return nil
+}
+
 func (p *poller) add(c *sock) error {
 	p.mu.Lock()
 	p.fds[int32(c.fd)] = c
 	p.mu.Unlock()
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET, Fd: int32(c.fd)}
+	ev := syscall.EpollEvent{Events: readEvents, Fd: int32(c.fd)}
 	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
 		p.remove(c)
 		return os.NewSyscallError("epoll_ctl", err)
@@ -154,6 +181,8 @@ type sock struct {
 	// may already name another connection.
 	io     sync.RWMutex
 	closed atomic.Bool
+	// writes is set once EPOLLOUT is watched (under wr.op).
+	writes bool
 	done   chan struct{} // closed by close; ends every wait
 }
 
@@ -268,6 +297,20 @@ func (c *sock) wait(w *waiter) error {
 	}
 }
 
+// watchWrites has the poller report room to write on c.
+func (c *sock) watchWrites() error {
+	c.io.RLock()
+	defer c.io.RUnlock()
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	if err := c.p.watchWrites(c); err != nil {
+		return err
+	}
+	c.writes = true
+	return nil
+}
+
 // syscall runs one raw system call on the descriptor, unless closed.
 func (c *sock) syscall(trap uintptr, a2, a3, a4 uintptr) (uintptr, syscall.Errno, bool) {
 	c.io.RLock()
@@ -331,6 +374,14 @@ func (c *sockConn) Write(b []byte) (int, error) {
 			continue
 		case e != syscall.EAGAIN:
 			return done, os.NewSyscallError("write", e)
+		}
+		if !c.writes {
+			// The first write that would block: from now on the
+			// dispatcher reports room to write; try again first.
+			if err := c.watchWrites(); err != nil {
+				return done, err
+			}
+			continue
 		}
 		if err := c.wait(&c.wr); err != nil {
 			return done, err
