@@ -183,7 +183,19 @@ type sock struct {
 	closed atomic.Bool
 	// writes is set once EPOLLOUT is watched (under wr.op).
 	writes bool
-	done   chan struct{} // closed by close; ends every wait
+	// drained is set when the last read returned less than it could
+	// take (under rd.op): the socket was empty then, so the next read
+	// waits for an event first instead of asking for EAGAIN. Any bytes
+	// that arrived since have signalled rd: with EPOLLET, every arrival
+	// after the dispatcher took the last event is a new event. Not so an
+	// end of stream or an error that came in with the bytes read: its
+	// event may have been folded into the token the read consumed, and
+	// only the next read reports it. hup is set by the dispatcher, before
+	// it signals, once the socket reported one; from then on every read
+	// goes to the socket.
+	drained bool
+	hup     atomic.Bool
+	done    chan struct{} // closed by close; ends every wait
 }
 
 func (c *sock) init(fd int, p *poller) error {
@@ -274,6 +286,9 @@ func (w *waiter) expired() bool {
 var monoEpoch = time.Now()
 
 func (c *sock) ready(events uint32) {
+	if events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+		c.hup.Store(true)
+	}
 	if events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 		c.rd.signal()
 	}
@@ -333,6 +348,12 @@ func (c *sockConn) Read(b []byte) (int, error) {
 		// the call even when data is waiting.
 		return 0, os.ErrDeadlineExceeded
 	}
+	if c.drained && !c.hup.Load() {
+		c.drained = false
+		if err := c.wait(&c.rd); err != nil {
+			return 0, err
+		}
+	}
 	for {
 		r, e, ok := c.syscall(syscall.SYS_READ, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0)
 		switch {
@@ -341,6 +362,9 @@ func (c *sockConn) Read(b []byte) (int, error) {
 		case e == 0 && r == 0:
 			return 0, io.EOF
 		case e == 0:
+			// A stream socket's read stops short only when its queue
+			// is empty (tcp_recvmsg, unix_stream_read_generic).
+			c.drained = int(r) < len(b)
 			return int(r), nil
 		case e == syscall.EINTR:
 			continue

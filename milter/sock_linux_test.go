@@ -5,6 +5,8 @@ package milter
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -57,6 +59,63 @@ func TestSockConnNetConn(t *testing.T) {
 				_, c, client := acceptOne(t, network)
 				return c, client, func() { c.Close(); client.Close() }, nil
 			})
+		})
+	}
+}
+
+// TestSockConnEOFAfterShortRead: a read that returned less than it could
+// take makes the next one wait for an event first (no read for EAGAIN).
+// When the last bytes and the end of stream arrive together, their events
+// fold into one wake-up, which the read of the bytes consumes: the end of
+// stream must still be read, not waited for.
+func TestSockConnEOFAfterShortRead(t *testing.T) {
+	for _, network := range []string{"tcp4", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			_, c, client := acceptOne(t, network)
+			sc := c.(*sockConn)
+			buf := make([]byte, 64)
+			if _, err := client.Write([]byte("a")); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := c.Read(buf); err != nil || string(buf[:n]) != "a" {
+				t.Fatalf("first read: %q, %v", buf[:n], err)
+			}
+			if !sc.drained {
+				t.Fatal("a short read did not mark the socket drained")
+			}
+			if _, err := client.Write([]byte("b")); err != nil {
+				t.Fatal(err)
+			}
+			client.Close()
+			// Until the dispatcher has seen the end of stream: from
+			// here on at most one wake-up is waiting, for both.
+			for end := time.Now().Add(5 * time.Second); !sc.hup.Load(); time.Sleep(time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatal("no end-of-stream event in 5 s")
+				}
+			}
+			if n, err := c.Read(buf); err != nil || string(buf[:n]) != "b" {
+				t.Fatalf("second read: %q, %v", buf[:n], err)
+			}
+			// No read deadline: a read that waits for an event that was
+			// folded away waits forever.
+			done := make(chan error, 1)
+			go func() {
+				n, err := c.Read(buf)
+				if n != 0 {
+					err = fmt.Errorf("%d bytes, %v", n, err)
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, io.EOF) {
+					t.Fatalf("third read: %v, want io.EOF", err)
+				}
+			case <-time.After(10 * time.Second):
+				c.Close()
+				t.Fatal("third read still waiting 10 s after the end of stream arrived")
+			}
 		})
 	}
 }
