@@ -45,7 +45,8 @@ const rescuedLoadID = "load-signed"
 // --dkim-rescue mailfrom, 20 sessions only, for passing senders and for
 // failing senders rescued by a signature. SPFMILTER_LOAD_BASELINE=PATH adds
 // another spfmilter build over TCP and a unix socket to the same rounds.
-// bench/postfix-load.sh runs it; it is skipped unless SPFMILTER_LOAD=1.
+// bench/postfix-load.sh and bench/postfix-syscalls.sh run it; it is skipped
+// unless SPFMILTER_LOAD=1.
 func TestPostfixLoad(t *testing.T) {
 	source := needLoadRun(t, "load run; set SPFMILTER_LOAD=1 (bench/postfix-load.sh does)")
 	pyspf := needProgram(t, "pyspf-milter")
