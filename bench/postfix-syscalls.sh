@@ -29,9 +29,9 @@ fi
 go test -v -count=1 -timeout 30m -run '^TestPostfixLoad$' ./e2e/ >"$work/log" 2>&1 &
 test=$!
 
-# pidof BIN MODE: the process of BIN listening on MODE (inet or unix),
+# milter_pid BIN MODE: the process of BIN listening on MODE (inet or unix),
 # without --dkim-rescue.
-pidof() {
+milter_pid() {
 	local p
 	for p in $(pgrep -f "^$1 --listen $2:" || true); do
 		grep -q -- --dkim-rescue "/proc/$p/cmdline" 2>/dev/null || { echo "$p"; return; }
@@ -47,7 +47,7 @@ for s in "${setups[@]}"; do
 	IFS=: read -r name bin mode <<<"$s"
 	pid=""
 	for _ in $(seq 600); do # 2 minutes at most
-		pid=$(pidof "$bin" "$mode")
+		pid=$(milter_pid "$bin" "$mode")
 		[[ -n "$pid" ]] && break
 		kill -0 "$test" 2>/dev/null || break
 		sleep 0.2
